@@ -1,0 +1,122 @@
+// The one definition of config.yml: zod gives both the parsed TypeScript type and the JSON Schema
+// published for editors (scripts/write-schema.ts). Field names and meanings follow the Rust
+// original; additions are the ones DESIGN section 3 lists.
+import { z } from 'zod';
+
+const positiveWeight = z
+  .number({ error: 'must be a finite number greater than 0' })
+  .positive({ error: 'must be a finite number greater than 0' })
+  .describe('Relative share of traffic; must be finite and > 0.');
+
+const seconds = (def: number, what: string) =>
+  z
+    .number({ error: 'must be a number of seconds greater than 0' })
+    .positive({ error: 'must be a number of seconds greater than 0' })
+    .default(def)
+    .describe(`${what} (seconds, default ${def}).`);
+
+const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` }).min(1, { error: `must not be empty (${what})` });
+
+export const providerTypes = ['openai', 'anthropic', 'gemini'] as const;
+
+const clientKeyEntry = z.union(
+  [
+    nonEmpty('client key'),
+    z.strictObject({
+      key: nonEmpty('client key'),
+      name: z.string().min(1).optional().describe('Shown in logs, metrics and /status instead of a masked key.'),
+    }),
+  ],
+  { error: 'must be a key string or an object {key, name}' },
+);
+
+const authKeys = z.array(clientKeyEntry, { error: 'must be a list of client keys' });
+
+const healthCheck = z.strictObject({
+  method: z.string().min(1).default('GET').describe('HTTP method of the probe (default GET).'),
+  path: nonEmpty('request path of the probe, e.g. /v1/models').startsWith('/', { error: 'must start with /' }),
+  body: z.string().optional().describe('Request body of the probe.'),
+  headers: z
+    .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:.*$/, { error: 'must look like "Name: value"' }))
+    .optional()
+    .describe('Extra headers, each "Name: value".'),
+  timeout: seconds(10, 'Probe timeout'),
+  healthy_threshold: z.number().int().min(1).default(1).describe('Successes before an unhealthy instance is used again.'),
+  unhealthy_threshold: z.number().int().min(1).default(1).describe('Failures before a healthy instance is taken out.'),
+});
+
+const provider = z.strictObject({
+  type: z.enum(providerTypes, { error: `must be one of ${providerTypes.join(', ')}` }),
+  host: nonEmpty('the Host clients use, optionally with a /path prefix').describe(
+    'Host (and optional /path prefix) clients send; providers with the same host form one route.',
+  ),
+  endpoint: nonEmpty('upstream host name or IP, without scheme or port').describe('Upstream host name or IP address (no scheme, no port).'),
+  port: z.number().int().min(1).max(65535, { error: 'must be a port number 1-65535' }).optional().describe('Upstream port (default 443 with tls, 80 without).'),
+  tls: z.boolean({ error: 'must be true or false' }).default(true).describe('TLS to the upstream (default true).'),
+  weight: positiveWeight.optional(),
+  api_key: z
+    .union([nonEmpty('upstream key'), z.array(nonEmpty('upstream key'))], { error: 'must be a key string or a list of key strings' })
+    .optional()
+    .describe('Upstream key, or a list of keys sharing the provider weight.'),
+  api_keys: z
+    .array(z.strictObject({ key: nonEmpty('upstream key'), weight: positiveWeight.optional() }), {
+      error: 'must be a list of {key, weight}',
+    })
+    .optional()
+    .describe('Weighted upstream keys.'),
+  auth_keys: authKeys.optional().describe('Client keys accepted for this route only, in addition to the global ones.'),
+  health_check: healthCheck.optional(),
+  ca_file: nonEmpty('path of a PEM CA bundle').optional().describe('Extra CA trusted for this upstream (default: system roots).'),
+  http2: z.boolean().default(false).describe('Speak HTTP/2 to this upstream (default false).'),
+});
+
+const listenAddress = z
+  .string({ error: 'must be "address:port"' })
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { error: 'must be "address:port", e.g. 0.0.0.0:443 or [::]:443' });
+
+export const configSchema = z
+  .strictObject({
+    cert_file: nonEmpty('path of the PEM certificate chain'),
+    private_key_file: nonEmpty('path of the PEM private key'),
+    auth_keys: authKeys.default([]).describe('Client keys accepted on every route.'),
+    health_check_interval: z.number().min(0, { error: 'must be a number of seconds ≥ 0' }).default(60).describe('Seconds between health-check rounds.'),
+    providers: z.array(provider, { error: 'must be a list of providers' }),
+    listen: listenAddress.default('0.0.0.0:443').describe('Address of the TLS listener.'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(1024)], { error: 'must be "auto" or a whole number ≥ 1' })
+      .default('auto')
+      .describe('Worker processes; auto = the cgroup CPU quota, else the available cores.'),
+    admin: z
+      .strictObject({
+        listen: z.union([listenAddress, z.literal(false)], { error: 'must be "address:port" or false' }).default('127.0.0.1:9090'),
+      })
+      .default({ listen: '127.0.0.1:9090' }),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        format: z.enum(['json', 'pretty']).default('json'),
+      })
+      .default({ level: 'info', format: 'json' }),
+    timeouts: z
+      .strictObject({
+        connect: seconds(10, 'Upstream connect timeout'),
+        first_byte: seconds(600, 'Longest wait for the upstream response headers'),
+        idle: seconds(300, 'Longest gap between two body chunks, either direction'),
+        request_header: seconds(30, 'Longest time a client may take to send its request head'),
+        keep_alive: seconds(60, 'Idle client connection lifetime'),
+        shutdown: seconds(30, 'Drain deadline on SIGTERM'),
+      })
+      .default({ connect: 10, first_byte: 600, idle: 300, request_header: 30, keep_alive: 60, shutdown: 30 }),
+    limits: z
+      .strictObject({
+        max_body_bytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Larger request bodies get 413.'),
+        max_header_bytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024).describe('Larger request heads get 431.'),
+      })
+      .default({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024 }),
+  })
+  .describe('llm-proxy configuration (config.yml)');
+
+export type Config = z.output<typeof configSchema>;
+export type ProviderConfig = Config['providers'][number];
+export type ClientKeyEntry = z.output<typeof clientKeyEntry>;
+export type ProviderType = (typeof providerTypes)[number];

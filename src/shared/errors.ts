@@ -1,0 +1,27 @@
+// Every error the proxy answers by itself, in one table: status, a provider-neutral kind that each
+// provider table maps to its own error type, the short access-log flag (Envoy style) and the message.
+export type ErrorKind = 'invalid_request' | 'authentication' | 'not_found' | 'too_large' | 'upstream' | 'timeout';
+
+export interface ProxyErrorSpec {
+  status: number;
+  kind: ErrorKind;
+  /** Short response flag for the access log, after Envoy's (NR = no route, UF = upstream failure, ...). */
+  flag: string;
+  message: string;
+}
+
+export const proxyErrors = {
+  bad_request: { status: 400, kind: 'invalid_request', flag: 'BR', message: 'Malformed request.' },
+  unauthorized: { status: 401, kind: 'authentication', flag: 'UA', message: 'Invalid or missing API key for this proxy route.' },
+  no_route: { status: 404, kind: 'not_found', flag: 'NR', message: 'No route for this host and path.' },
+  body_too_large: { status: 413, kind: 'too_large', flag: 'BL', message: 'Request body exceeds the proxy limit.' },
+  headers_too_large: { status: 431, kind: 'too_large', flag: 'HL', message: 'Request headers exceed the proxy limit.' },
+  upstream_unreachable: { status: 502, kind: 'upstream', flag: 'UF', message: 'Upstream provider unreachable.' },
+  upstream_protocol: { status: 502, kind: 'upstream', flag: 'UP', message: 'Upstream provider sent an invalid response.' },
+  upstream_timeout: { status: 504, kind: 'timeout', flag: 'UT', message: 'Upstream provider timed out.' },
+} as const satisfies Record<string, ProxyErrorSpec>;
+
+export type ProxyErrorCode = keyof typeof proxyErrors;
+
+/** Header naming the proxy-made error, so clients and tests tell it from a relayed upstream error. */
+export const proxyErrorHeader = 'x-llm-proxy-error';
