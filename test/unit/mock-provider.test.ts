@@ -4,6 +4,7 @@ import { GoogleGenAI } from '@google/genai';
 import { expect } from 'chai';
 import OpenAI from 'openai';
 import { Agent, request } from 'undici';
+import { createCertificates } from '../helpers/certs.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
 
 interface Reply {
@@ -192,7 +193,11 @@ describe('test helper: mock provider', () => {
         headers: { 'x-mock-hang': '1' },
         body: '{}',
       }).catch((err: unknown) => err);
-      while (mock.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const deadline = Date.now() + 2000;
+      while (mock.requests.length === 0) {
+        if (Date.now() > deadline) throw new Error('the hanging request never arrived');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
       await mock.close();
       expect(await pending).to.be.instanceOf(Error);
       expect(mock.requests[0]?.aborted).to.equal(false);
@@ -296,6 +301,23 @@ describe('test helper: mock provider', () => {
       expect(openai['object']).to.equal('list');
       const gemini = jsonOf((await send('/v1beta/models', { method: 'GET' })).body.toString());
       expect(gemini['models']).to.be.an('array').that.is.not.empty;
+    });
+  });
+
+  describe('over TLS', () => {
+    it('serves HTTPS that a client trusting the test CA accepts', async () => {
+      const certs = await createCertificates();
+      const tlsMock = await startMockProvider({ tls: certs.server });
+      const tlsDispatcher = new Agent({ connect: { ca: certs.ca.cert, servername: 'localhost' } });
+      try {
+        expect(tlsMock.url).to.equal(`https://127.0.0.1:${tlsMock.port}`);
+        const res = await request(`${tlsMock.url}/v1/models`, { dispatcher: tlsDispatcher, headersTimeout: 5000 });
+        expect(res.statusCode).to.equal(200);
+        expect(((await res.body.json()) as Record<string, unknown>)['object']).to.equal('list');
+      } finally {
+        await tlsDispatcher.close();
+        await tlsMock.close();
+      }
     });
   });
 
