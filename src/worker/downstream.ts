@@ -80,6 +80,8 @@ export class H2Downstream implements Downstream {
   bytesIn = 0;
   bytesOut = 0;
   #hasBody: boolean;
+  /** Ours, not writableEnded: Node ends the writable side itself when a client resets the stream. */
+  #ended = false;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -117,6 +119,7 @@ export class H2Downstream implements Downstream {
   }
 
   end(chunk?: string | Buffer): void {
+    this.#ended = true;
     if (chunk !== undefined) this.bytesOut += Buffer.byteLength(chunk);
     if (chunk === undefined) this.stream.end();
     else this.stream.end(chunk);
@@ -129,9 +132,8 @@ export class H2Downstream implements Downstream {
   }
 
   onClientGone(listener: () => void): void {
-    // writableFinished is already true after a client RST_STREAM, so the "ended" check is ours.
     this.stream.once('close', () => {
-      if (!this.stream.writableEnded) listener();
+      if (!this.#ended) listener();
     });
   }
 }

@@ -18,6 +18,8 @@ export interface RecordedRequest {
   receivedAt: number;
   aborted: boolean;
   abortedAt?: number;
+  /** Response body bytes as written, with the time of each write: tests compare what clients got. */
+  responseChunks: { at: number; bytes: Buffer }[];
 }
 
 export interface MockProvider {
@@ -53,6 +55,8 @@ interface Controls {
   cacheWriteTokens: number;
   byteChunking: boolean;
   gzip: boolean;
+  /** Destroy the connection after this many stream chunks (-1: never): a provider dying mid-stream. */
+  cutAfter: number;
 }
 
 /** Everything a provider format needs to render one answer. */
@@ -88,6 +92,7 @@ const defaultControls: Controls = {
   cacheWriteTokens: 0,
   byteChunking: false,
   gzip: false,
+  cutAfter: -1,
 };
 
 // Large enough for any prompt a test sends, small enough that a runaway client cannot eat the heap.
@@ -150,6 +155,7 @@ function parseControls(headers: HeaderMap): Controls {
     cacheWriteTokens: intControl(headers, 'x-mock-cache-write-tokens', 0),
     byteChunking: first(headers, 'x-mock-chunking') === 'byte',
     gzip: first(headers, 'x-mock-gzip') === '1',
+    cutAfter: intControl(headers, 'x-mock-cut-after', -1),
   };
 }
 
@@ -550,11 +556,19 @@ async function sendStream(
   const sink = controls.gzip ? gzipSink(res, controls, signal) : plainSink(res, controls, signal);
   try {
     let firstChunk = true;
+    let written = 0;
     for (const chunk of reply.chunks) {
       if (!firstChunk && !(await delay(controls.delayMs, signal))) return;
       if (signal.aborted) return;
+      if (written === controls.cutAfter) {
+        // Let what was written leave first: destroy() drops bytes still queued in the socket.
+        await delay(50, signal);
+        res.socket?.destroy();
+        return;
+      }
       firstChunk = false;
       await sink.write(Buffer.from(chunk));
+      written += 1;
     }
     if (!signal.aborted) await sink.end();
   } finally {
@@ -594,6 +608,22 @@ interface AbortWaiter {
   reject(error: Error): void;
 }
 
+function recordWrites(res: ServerResponse, into: RecordedRequest['responseChunks']): void {
+  const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  const keep = (chunk: unknown) => {
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) into.push({ at: Date.now(), bytes: Buffer.from(chunk as Uint8Array) });
+  };
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    keep(chunk);
+    return write(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((...args: unknown[]) => {
+    if (typeof args[0] !== 'function') keep(args[0]);
+    return end(...args);
+  }) as typeof res.end;
+}
+
 export async function startMockProvider(opts: MockProviderOptions = {}): Promise<MockProvider> {
   const host = opts.host ?? '127.0.0.1';
   const requests: RecordedRequest[] = [];
@@ -618,7 +648,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       body: Buffer.alloc(0),
       receivedAt: Date.now(),
       aborted: false,
+      responseChunks: [],
     };
+    recordWrites(res, record.responseChunks);
     let recorded = false;
     const recordOnce = (): void => {
       if (!recorded) requests.push(record);

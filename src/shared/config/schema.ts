@@ -2,6 +2,7 @@
 // published for editors (scripts/write-schema.ts). Field names and meanings follow the Rust
 // original; additions are the ones DESIGN section 3 lists.
 import { z } from 'zod';
+import { isHostname, parseListenAddress, parseRouteHost } from './address.js';
 
 const positiveWeight = z
   .number({ error: 'must be a finite number greater than 0' })
@@ -15,7 +16,7 @@ const seconds = (def: number, what: string) =>
     .default(def)
     .describe(`${what} (seconds, default ${def}).`);
 
-const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` }).min(1, { error: `must not be empty (${what})` });
+const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` }).min(1, { error: `must not be empty (${what})`, abort: true });
 
 export const providerTypes = ['openai', 'anthropic', 'gemini'] as const;
 
@@ -34,7 +35,9 @@ const authKeys = z.array(clientKeyEntry, { error: 'must be a list of client keys
 
 const healthCheck = z.strictObject({
   method: z.string().min(1).default('GET').describe('HTTP method of the probe (default GET).'),
-  path: nonEmpty('request path of the probe, e.g. /v1/models').startsWith('/', { error: 'must start with /' }),
+  // A regex, not .startsWith(): zod publishes startsWith as `format: "starts_with"`, which strict
+  // JSON Schema validators reject as an unknown format.
+  path: nonEmpty('request path of the probe, e.g. /v1/models').regex(/^\//, { error: 'must start with /' }),
   body: z.string().optional().describe('Request body of the probe.'),
   headers: z
     .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:.*$/, { error: 'must look like "Name: value"' }))
@@ -47,11 +50,21 @@ const healthCheck = z.strictObject({
 
 const provider = z.strictObject({
   type: z.enum(providerTypes, { error: `must be one of ${providerTypes.join(', ')}` }),
-  host: nonEmpty('the Host clients use, optionally with a /path prefix').describe(
+  host: nonEmpty('the Host clients use, optionally with a /path prefix')
+    .refine((host) => parseRouteHost(host) !== undefined, { error: (issue) => `"${String(issue.input)}" is not a host name with an optional /path prefix` })
+    .describe(
     'Host (and optional /path prefix) clients send; providers with the same host form one route.',
   ),
-  endpoint: nonEmpty('upstream host name or IP, without scheme or port').describe('Upstream host name or IP address (no scheme, no port).'),
-  port: z.number().int().min(1).max(65535, { error: 'must be a port number 1-65535' }).optional().describe('Upstream port (default 443 with tls, 80 without).'),
+  endpoint: nonEmpty('upstream host name or IP, without scheme or port')
+    .refine(isHostname, {
+      error: (issue) => `"${String(issue.input)}" must be a bare host name or IP address (no scheme, port or path; use port: for the port)`,
+    })
+    .describe('Upstream host name or IP address (no scheme, no port).'),
+  port: z
+    .number({ error: 'must be a port number 1-65535' })
+    .int({ error: 'must be a port number 1-65535' })
+    .min(1, { error: 'must be a port number 1-65535' })
+    .max(65535, { error: 'must be a port number 1-65535' }).optional().describe('Upstream port (default 443 with tls, 80 without).'),
   tls: z.boolean({ error: 'must be true or false' }).default(true).describe('TLS to the upstream (default true).'),
   weight: positiveWeight.optional(),
   api_key: z
@@ -72,7 +85,10 @@ const provider = z.strictObject({
 
 const listenAddress = z
   .string({ error: 'must be "address:port"' })
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { error: 'must be "address:port", e.g. 0.0.0.0:443 or [::]:443' });
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { error: 'must be "address:port", e.g. 0.0.0.0:443 or [::]:443', abort: true })
+  .refine((value) => parseListenAddress(value) !== undefined, { error: 'port must be 0-65535 (and a [bracketed] address must be IPv6)' });
+
+const workersError = 'must be "auto" or a whole number from 1 to 1024';
 
 export const configSchema = z
   .strictObject({
@@ -83,7 +99,9 @@ export const configSchema = z
     providers: z.array(provider, { error: 'must be a list of providers' }),
     listen: listenAddress.default('0.0.0.0:443').describe('Address of the TLS listener.'),
     workers: z
-      .union([z.literal('auto'), z.number().int().min(1).max(1024)], { error: 'must be "auto" or a whole number ≥ 1' })
+      .union([z.literal('auto'), z.number().int({ error: workersError }).min(1, { error: workersError }).max(1024, { error: workersError })], {
+        error: workersError,
+      })
       .default('auto')
       .describe('Worker processes; auto = the cgroup CPU quota, else the available cores.'),
     admin: z

@@ -1,6 +1,8 @@
-// Rules that a schema cannot express: they look across fields and providers.
-import { isHostname, parseListenAddress, parseRouteHost } from './address.js';
-import type { Config } from './schema.js';
+// Rules that a schema cannot express: they look across fields and providers. Rules about one field
+// alone (endpoint, host and listen formats) live in schema.ts, so they are reported together with the
+// type errors.
+import { parseRouteHost } from './address.js';
+import type { ProviderConfig } from './schema.js';
 import { providerTables } from '../providers/registry.js';
 
 export interface SemanticIssue {
@@ -8,21 +10,20 @@ export interface SemanticIssue {
   message: string;
 }
 
-export function checkSemantics(config: Config): SemanticIssue[] {
+export interface SemanticInput {
+  /** By index in the file; `undefined` where a provider failed the schema, so the others are still checked. */
+  providers: readonly (ProviderConfig | undefined)[];
+}
+
+export function checkSemantics(config: SemanticInput): SemanticIssue[] {
   const issues: SemanticIssue[] = [];
   const routeTypes = new Map<string, { type: string; index: number }>();
 
-  if (!parseListenAddress(config.listen)) issues.push({ path: ['listen'], message: 'port must be 0-65535' });
-  if (config.admin.listen !== false && !parseListenAddress(config.admin.listen)) {
-    issues.push({ path: ['admin', 'listen'], message: 'port must be 0-65535' });
-  }
-
   config.providers.forEach((provider, index) => {
+    if (provider === undefined) return;
     const at = (...rest: (string | number)[]) => ['providers', index, ...rest];
     const routeHost = parseRouteHost(provider.host);
-    if (!routeHost) {
-      issues.push({ path: at('host'), message: `"${provider.host}" is not a host name with an optional /path prefix` });
-    } else {
+    if (routeHost) {
       const routeKey = `${routeHost.hostname}${routeHost.prefix}`;
       const seen = routeTypes.get(routeKey);
       if (seen && seen.type !== provider.type) {
@@ -31,12 +32,6 @@ export function checkSemantics(config: Config): SemanticIssue[] {
           message: `route "${routeKey}" is already ${seen.type} (providers[${seen.index}]); providers sharing a host must share a type`,
         });
       } else if (!seen) routeTypes.set(routeKey, { type: provider.type, index });
-    }
-    if (!isHostname(provider.endpoint)) {
-      issues.push({
-        path: at('endpoint'),
-        message: `"${provider.endpoint}" must be a bare host name or IP address (no scheme, port or path; use port: for the port)`,
-      });
     }
     const keyCount = (provider.api_keys?.length ?? 0) + (provider.api_key === undefined ? 0 : typeof provider.api_key === 'string' ? 1 : provider.api_key.length);
     if (keyCount === 0 && providerTables[provider.type].requiresUpstreamKey) {

@@ -1,0 +1,179 @@
+// Issue 2, shown 7: the proxy's own errors (502, 504, 413, 431) in provider format; upstream errors
+// relayed verbatim; a stream that dies mid-way ends visibly, never as a clean end.
+import { createServer } from 'node:net';
+import type { ClientHttp2Session } from 'node:http2';
+import { expect } from 'chai';
+import { request, type Agent } from 'undici';
+import { createH1Agent, deadline, h1Request, h2Request, openH2Session, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
+import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
+import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address !== null ? address.port : 0;
+}
+
+describe('errors', function () {
+  let mock: MockProvider;
+  let proxy: ProxyProcess;
+  let agent: Agent;
+  let session: ClientHttp2Session;
+
+  before(async function () {
+    mock = await startMockProvider();
+    const upstream = { endpoint: '127.0.0.1', port: mock.port, tls: false };
+    proxy = await startProxy({
+      timeouts: { connect: 1, first_byte: 0.5, idle: 1 },
+      limits: { max_body_bytes: 1024, max_header_bytes: 4096 },
+      providers: [
+        { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-errors-openai-upstream' },
+        { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-errors-anthropic-upstream' },
+        { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: 'sk-test-errors-gemini-upstream' },
+        { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
+      ],
+    });
+    agent = createH1Agent(proxy.caPem);
+    session = await openH2Session(proxy.caPem, proxy.port);
+  });
+
+  after(async function () {
+    session?.close();
+    await agent?.close();
+    await proxy?.stop();
+    await mock?.close();
+  });
+
+  const protocols: { name: string; send: (req: TestRequest) => Promise<TestResponse> }[] = [
+    { name: 'HTTP/1.1', send: (req) => h1Request(agent, proxy.port, req) },
+    { name: 'HTTP/2', send: (req) => h2Request(session, req) },
+  ];
+
+  for (const { name, send } of protocols) {
+    describe(`over ${name}`, function () {
+      it('an unreachable upstream is 502 in the route provider format', async function () {
+        const res = await send({ host: 'dead.proxy.test', path: '/v1/messages', body: '{}' });
+        expect(res.status).to.equal(502);
+        expect(res.headers['x-llm-proxy-error']).to.equal('upstream_unreachable');
+        expect(res.json()).to.deep.include({ type: 'error' });
+      });
+
+      it('an upstream slower than timeouts.first_byte is 504', async function () {
+        const started = Date.now();
+        const res = await send({ host: 'gemini.proxy.test', path: '/v1beta/models/m:generateContent', body: '{}', headers: { 'x-mock-first-byte-delay-ms': '4000' } });
+        expect(res.status).to.equal(504);
+        expect(res.headers['x-llm-proxy-error']).to.equal('upstream_timeout');
+        expect(res.json<{ error: { status: string } }>().error.status).to.equal('DEADLINE_EXCEEDED');
+        expect(Date.now() - started).to.be.lessThan(3000);
+      });
+
+      it('a body over limits.max_body_bytes is 413 and never reaches the upstream', async function () {
+        const before = mock.requests.length;
+        const res = await send({ host: 'openai.proxy.test', path: '/v1/chat/completions', body: 'x'.repeat(2000) });
+        expect(res.status).to.equal(413);
+        expect(res.headers['x-llm-proxy-error']).to.equal('body_too_large');
+        expect(res.json<{ error: { message: string } }>().error.message).to.match(/body/);
+        expect(mock.requests.length).to.equal(before);
+      });
+
+      it('a header block over limits.max_header_bytes is 431', async function () {
+        const before = mock.requests.length;
+        const res = await send({ host: 'openai.proxy.test', path: '/v1/models', headers: { 'x-big': 'y'.repeat(6000) } });
+        expect(res.status).to.equal(431);
+        expect(res.headers['x-llm-proxy-error']).to.equal('headers_too_large');
+        expect(res.json<{ error: { code: string } }>().error.code).to.equal('headers_too_large');
+        expect(mock.requests.length).to.equal(before);
+      });
+
+      for (const status of [429, 500]) {
+        it(`an upstream ${status} is relayed verbatim with its headers`, async function () {
+          const extra = JSON.stringify({ 'retry-after': '7', 'x-ratelimit-remaining-requests': '0', 'x-request-id': 'req_upstream_1' });
+          const res = await send({ host: 'openai.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { 'x-mock-status': String(status), 'x-mock-headers': extra } });
+          expect(res.status).to.equal(status);
+          expect(res.headers['retry-after']).to.equal('7');
+          expect(res.headers['x-ratelimit-remaining-requests']).to.equal('0');
+          expect(res.headers['x-request-id']).to.equal('req_upstream_1');
+          expect(res.headers['x-llm-proxy-error']).to.equal(undefined);
+          const sent = mock.requests.at(-1)?.responseChunks.map((c) => c.bytes) ?? [];
+          expect(res.body.equals(Buffer.concat(sent))).to.equal(true);
+        });
+      }
+    });
+  }
+
+  it('a streamed body without Content-Length over the limit is 413 (HTTP/2)', async function () {
+    const before = mock.requests.length;
+    const res = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'openai.proxy.test' });
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', reject);
+      stream.write('a'.repeat(800));
+      setTimeout(() => stream.end('b'.repeat(800)), 50);
+    });
+    expect(res).to.equal(413);
+    expect(mock.requests.length).to.equal(before);
+  });
+
+  it('an oversized HTTP/1.1 head is refused with 431 and a JSON body before any routing', async function () {
+    const raw = `GET /v1/models HTTP/1.1\r\nHost: openai.proxy.test\r\nX-Big: ${'z'.repeat(8000)}\r\n\r\n`;
+    const response = await rawH1Exchange(proxy.caPem, proxy.port, raw);
+    expect(response).to.match(/^HTTP\/1\.1 431 /);
+    expect(response).to.include('x-llm-proxy-error: headers_too_large');
+    expect(response).to.include('"code":"headers_too_large"');
+  });
+
+  describe('an upstream that dies mid-stream', function () {
+    it('anthropic over HTTP/2: an `event: error` and then a stream reset, never a clean end', async function () {
+      const outcome = await deadline(
+        new Promise<{ data: string; error: Error | undefined }>((resolve) => {
+          const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-cut-after': '3' });
+          let data = '';
+          stream.on('data', (chunk: Buffer) => (data += chunk.toString()));
+          stream.on('end', () => resolve({ data, error: undefined }));
+          stream.on('error', (error) => resolve({ data, error }));
+          stream.end(JSON.stringify({ model: 'claude-test', stream: true, max_tokens: 5, messages: [] }));
+        }),
+        5_000,
+        'cut stream',
+      );
+      expect(outcome.data).to.include('event: message_start');
+      expect(outcome.data).to.match(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/);
+      expect(outcome.error, 'the stream ended cleanly').to.be.instanceOf(Error);
+      expect(String((outcome.error as Error & { code?: string }).code)).to.equal('ERR_HTTP2_STREAM_ERROR');
+    });
+
+    it('openai over HTTP/1.1: the connection is cut, the client sees an error', async function () {
+      const res = await request(`https://127.0.0.1:${proxy.port}/v1/chat/completions`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { host: 'openai.proxy.test', 'x-mock-cut-after': '2', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-test', stream: true }),
+      });
+      expect(res.statusCode).to.equal(200);
+      let failure: unknown;
+      try {
+        await deadline(res.body.text(), 5_000, 'cut stream body');
+      } catch (err) {
+        failure = err;
+      }
+      expect(failure, 'the stream ended cleanly').to.be.instanceOf(Error);
+    });
+
+    it('an upstream silent for longer than timeouts.idle is cut the same way', async function () {
+      const outcome = await deadline(
+        new Promise<Error | undefined>((resolve) => {
+          const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-delay-ms': '4000', 'x-mock-tokens': '3' });
+          stream.resume();
+          stream.on('end', () => resolve(undefined));
+          stream.on('error', resolve);
+          stream.end(JSON.stringify({ model: 'claude-test', stream: true, max_tokens: 5, messages: [] }));
+        }),
+        6_000,
+        'idle stream',
+      );
+      expect(outcome).to.be.instanceOf(Error);
+    });
+  });
+});
