@@ -124,6 +124,9 @@ function applyHttp1Limits(server: Http2SecureServer, snapshot: Snapshot): void {
   target.headersTimeout = snapshot.timeouts.requestHeaderMs;
   target.requestTimeout = Math.max(snapshot.timeouts.idleMs, snapshot.timeouts.requestHeaderMs);
   target.maxHeaderSize = snapshot.limits.maxHeaderBytes;
+  // Node checks headersTimeout only on this interval (30 s under allowHTTP1), so a slow client could
+  // hold a connection far past timeouts.request_header; it is read when the server starts listening.
+  target.connectionsCheckingInterval = Math.min(1_000, snapshot.timeouts.requestHeaderMs);
 }
 
 /** Closes an HTTP/2 session that has had no open stream for the keep-alive time. */

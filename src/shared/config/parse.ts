@@ -1,8 +1,8 @@
 // YAML text -> validated, frozen Config. Every problem names the field path and its line:column,
 // because "invalid config" without a position costs an operator minutes per typo.
-import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type YAMLError } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, type Config, type ProviderConfig } from './schema.js';
 import { checkSemantics } from './semantics.js';
 
 export type ConfigPath = readonly (string | number)[];
@@ -61,18 +61,33 @@ export function createLocator(doc: Document, lines: LineCounter) {
   };
 }
 
+const expectedNames: Readonly<Record<string, string>> = {
+  int: 'a whole number',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a map',
+};
+
+// zod's own messages ("Too small: expected number to be >=1") are written for developers; ours name
+// the rule in config terms. Messages set in schema.ts pass through unchanged.
 function issueMessage(issue: z.core.$ZodIssue): string {
+  // reportInput: a field YAML could not have left undefined is one the file does not have.
+  if ((issue as { input?: unknown }).input === undefined && issue.code !== 'unrecognized_keys') return 'is required';
   if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
-    const received = (issue as { input?: unknown }).input === undefined ? 'missing' : `got ${describe((issue as { input?: unknown }).input)}`;
-    return received === 'missing' ? 'is required' : `must be a ${issue.expected} (${received})`;
+    return `must be ${expectedNames[issue.expected] ?? `a ${issue.expected}`} (got ${describe((issue as { input?: unknown }).input)})`;
   }
+  if (issue.code === 'too_small' && issue.message.startsWith('Too small')) return `must be ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}`;
+  if (issue.code === 'too_big' && issue.message.startsWith('Too big')) return `must be ${issue.inclusive === false ? '<' : '≤'} ${String(issue.maximum)}`;
   return issue.message;
 }
 
 function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null) return 'nothing (null)';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a map';
+  if (typeof value === 'number' && !Number.isInteger(value)) return `${value}`;
   return typeof value;
 }
 
@@ -82,49 +97,121 @@ function deleteAt(root: unknown, path: ConfigPath, key: string): void {
   if (node && typeof node === 'object') delete (node as Record<string, unknown>)[key];
 }
 
+/** The path of the deepest key or value at a source offset: where a YAML error sits in config terms. */
+function pathAtOffset(node: unknown, offset: number, path: (string | number)[] = []): (string | number)[] {
+  // range[1] is where the value ends; range[2] would also take in the trailing blank lines and
+  // comments, and blame a bad indent on the next line on the field above it.
+  const within = (range: readonly number[] | null | undefined) => !!range && offset >= (range[0] ?? 0) && offset <= (range[1] ?? -1);
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      // A syntax error can leave null or multi-word keys behind; they name nothing in config.yml.
+      if (!isScalar(pair.key) || typeof pair.key.value !== 'string' || /\s/.test(pair.key.value)) continue;
+      const keyPath = [...path, String(pair.key.value)];
+      if (within(pair.key.range)) return keyPath;
+      if (isNode(pair.value) && within(pair.value.range)) return pathAtOffset(pair.value, offset, keyPath);
+    }
+  } else if (isSeq(node)) {
+    for (const [index, item] of node.items.entries()) {
+      if (isNode(item) && within(item.range)) return pathAtOffset(item, offset, [...path, index]);
+    }
+  }
+  return path;
+}
+
+function yamlIssue(doc: Document, lines: LineCounter, err: Pick<YAMLError, 'code' | 'message' | 'pos'>): ConfigIssue {
+  const offset = err.pos[0];
+  const pos = lines.linePos(offset);
+  const path = pathAtOffset(doc.contents, offset);
+  let message = `invalid YAML: ${err.message.split('\n')[0] ?? err.message}`;
+  const key = path.at(-1);
+  if (err.code === 'DUPLICATE_KEY' && typeof key === 'string') {
+    const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+    const first = isMap(parent) ? parent.items.find((pair) => isScalar(pair.key) && String(pair.key.value) === key) : undefined;
+    const firstAt = first && isScalar(first.key) && first.key.range ? lines.linePos(first.key.range[0]).line : undefined;
+    message = `duplicate key${firstAt === undefined ? '' : `, first set on line ${firstAt}`}; YAML keys must be unique`;
+  }
+  return { path: path.length > 0 ? formatPath(path) : '(yaml)', message, line: pos.line, column: pos.col };
+}
+
+/**
+ * Aliases fail only when resolved: an unknown anchor, or so many aliases that resolving them would
+ * blow up memory (the "billion laughs" document). Either is the file's fault, so a ConfigError at the
+ * alias rather than a stack trace.
+ */
+function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    let culprit: Alias | undefined;
+    visit(doc, {
+      Alias(_key, alias) {
+        culprit ??= alias;
+        if (alias.resolve(doc) !== undefined) return undefined;
+        culprit = alias;
+        return visit.BREAK;
+      },
+    });
+    const message = (err as Error).message;
+    if (!culprit?.range) throw new ConfigError(file, [{ path: '(yaml)', message: `invalid YAML: ${message}` }]);
+    throw new ConfigError(file, [yamlIssue(doc, lines, { code: 'BAD_ALIAS', message, pos: [culprit.range[0], culprit.range[1]] })]);
+  }
+}
+
+function byPosition(a: { line?: number; column?: number }, b: { line?: number; column?: number }): number {
+  return (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0);
+}
+
+/** The providers that pass the schema on their own, so cross-provider rules still run when another field is wrong. */
+function validProviders(raw: unknown): (ProviderConfig | undefined)[] {
+  const providers = (raw as { providers?: unknown }).providers;
+  if (!Array.isArray(providers)) return [];
+  return providers.map((item: unknown) => {
+    const result = configSchema.shape.providers.element.safeParse(item);
+    return result.success ? result.data : undefined;
+  });
+}
+
 export function parseConfigText(text: string, file: string): ParsedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((err) => {
-        const pos = err.linePos?.[0];
-        return { path: '(yaml)', message: err.message.split('\n')[0] ?? err.message, ...(pos ? { line: pos.line, column: pos.col } : {}) };
-      }),
-    );
-  }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((err) => yamlIssue(doc, lines, err)).sort(byPosition));
+  const raw = toPlainValue(doc, lines, file);
   const locate = createLocator(doc, lines);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(file, [{ path: '(top level)', message: 'the config must be a YAML map', ...locate([]) }]);
+    throw new ConfigError(file, [{ path: '(top level)', message: 'the config must be a YAML map', ...(locate([]) ?? { line: 1, column: 1 }) }]);
   }
 
-  const warnings: string[] = [];
+  const warnings: { path: string; message: string; line?: number; column?: number }[] = [];
   let result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const unknown = result.error.issues.filter((issue) => issue.code === 'unrecognized_keys');
     const real = result.error.issues.filter((issue) => issue.code !== 'unrecognized_keys');
     for (const issue of unknown) {
       for (const key of issue.keys) {
-        const pos = locate(issue.path as ConfigPath, key);
-        warnings.push(formatIssue(file, { path: formatPath([...(issue.path as ConfigPath), key]), message: 'unknown field, ignored', ...pos }));
+        warnings.push({ path: formatPath([...(issue.path as ConfigPath), key]), message: 'unknown field, ignored', ...locate(issue.path as ConfigPath, key) });
         deleteAt(raw, issue.path as ConfigPath, key);
       }
     }
     if (real.length > 0) {
-      throw new ConfigError(
-        file,
-        real.map((issue) => ({ path: formatPath(issue.path as ConfigPath), message: issueMessage(issue), ...locate(issue.path as ConfigPath) })),
-      );
+      const issues: ConfigIssue[] = real.map((issue) => ({ path: formatPath(issue.path as ConfigPath), message: issueMessage(issue), ...locate(issue.path as ConfigPath) }));
+      // Report every problem in one run: cross-field rules over the providers that did parse.
+      const reported = new Set(issues.map((issue) => issue.path));
+      for (const { path, message } of checkSemantics({ providers: validProviders(raw) })) {
+        if (!reported.has(formatPath(path))) issues.push({ path: formatPath(path), message, ...locate(path) });
+      }
+      throw new ConfigError(file, issues.sort(byPosition));
     }
     result = configSchema.safeParse(raw, { reportInput: true });
     if (!result.success) throw new ConfigError(file, result.error.issues.map((issue) => ({ path: formatPath(issue.path as ConfigPath), message: issueMessage(issue) })));
   }
 
   const semanticIssues = checkSemantics(result.data).map(({ path, message }) => ({ path: formatPath(path), message, ...locate(path) }));
-  if (semanticIssues.length > 0) throw new ConfigError(file, semanticIssues);
-  return { config: deepFreeze(result.data), warnings, locate: (path) => locate(path) };
+  if (semanticIssues.length > 0) throw new ConfigError(file, semanticIssues.sort(byPosition));
+  return {
+    config: deepFreeze(result.data),
+    warnings: warnings.sort(byPosition).map((warning) => formatIssue(file, warning)),
+    locate: (path) => locate(path),
+  };
 }
 
 function deepFreeze<T>(value: T): T {

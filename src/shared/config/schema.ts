@@ -61,7 +61,7 @@ const provider = z.strictObject({
     })
     .describe('Upstream host name or IP address (no scheme, no port).'),
   port: z
-    .number({ error: 'must be a port number 1-65535' })
+    .number()
     .int({ error: 'must be a port number 1-65535' })
     .min(1, { error: 'must be a port number 1-65535' })
     .max(65535, { error: 'must be a port number 1-65535' }).optional().describe('Upstream port (default 443 with tls, 80 without).'),
