@@ -90,8 +90,10 @@ describe('config JSON Schema (schema/config.schema.json)', function () {
       if (Array.isArray(value)) value.forEach(walk);
       else if (value && typeof value === 'object') {
         for (const [key, child] of Object.entries(value)) {
-          if (key === 'format' && typeof child === 'string') formats.push(child);
-          walk(child);
+          // Under `properties` the keys are field names (log.format is one); `default` holds data.
+          if (key === 'properties' && child && typeof child === 'object') Object.values(child).forEach(walk);
+          else if (key === 'format' && typeof child === 'string') formats.push(child);
+          else if (key !== 'default') walk(child);
         }
       }
     };

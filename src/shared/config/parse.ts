@@ -103,13 +103,16 @@ function pathAtOffset(node: unknown, offset: number, path: (string | number)[] =
   // comments, and blame a bad indent on the next line on the field above it.
   const within = (range: readonly number[] | null | undefined) => !!range && offset >= (range[0] ?? 0) && offset <= (range[1] ?? -1);
   if (isMap(node)) {
-    for (const pair of node.items) {
-      // A syntax error can leave null or multi-word keys behind; they name nothing in config.yml.
-      if (!isScalar(pair.key) || typeof pair.key.value !== 'string' || /\s/.test(pair.key.value)) continue;
-      const keyPath = [...path, String(pair.key.value)];
-      if (within(pair.key.range)) return keyPath;
-      if (isNode(pair.value) && within(pair.value.range)) return pathAtOffset(pair.value, offset, keyPath);
-    }
+    // A syntax error can leave null or multi-word keys behind; they name nothing in config.yml.
+    const pairs = node.items.flatMap((pair) =>
+      isScalar(pair.key) && typeof pair.key.value === 'string' && !/\s/.test(pair.key.value) ? [{ key: pair.key, name: pair.key.value, value: pair.value }] : [],
+    );
+    // Keys first: a block value's range runs up to the next key, so a duplicate key would
+    // otherwise be blamed on the value above it.
+    const hit = pairs.find((pair) => within(pair.key.range));
+    if (hit) return [...path, hit.name];
+    const inside = pairs.find((pair) => isNode(pair.value) && within(pair.value.range));
+    if (inside) return pathAtOffset(inside.value, offset, [...path, inside.name]);
   } else if (isSeq(node)) {
     for (const [index, item] of node.items.entries()) {
       if (isNode(item) && within(item.range)) return pathAtOffset(item, offset, [...path, index]);

@@ -1,0 +1,230 @@
+// `llm-proxy check -c FILE` from the built CLI, the way an operator runs it before a deploy (like
+// `nginx -t`): exit 0 with a one-line summary, or exit 1 with every problem as path and line:column.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import { writeCertificates, type CertificateFiles } from '../helpers/certs.js';
+import { cliPath, keysUsed, printedByProxies } from '../helpers/proxy-process.js';
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cliPath, ...args], { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      // Kept for the end-of-suite check that no key is ever printed, error paths included.
+      printedByProxies.push(stdout, stderr);
+      if (err && (err.killed || typeof err.code !== 'number')) {
+        reject(new Error(`llm-proxy ${args.join(' ')} did not exit by itself (${err.message}):\n${stdout}${stderr}`));
+        return;
+      }
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+const keyFields = new Set(['api_key', 'api_keys', 'auth_keys', 'key']);
+
+function registerKeys(value: unknown, field = ''): void {
+  if (typeof value === 'string') {
+    if (keyFields.has(field)) keysUsed.add(value);
+  } else if (Array.isArray(value)) {
+    for (const item of value) registerKeys(item, field);
+  } else if (value && typeof value === 'object') {
+    for (const [name, child] of Object.entries(value)) registerKeys(child, name);
+  }
+}
+
+/** 1-based line of the first line containing `needle`, so expectations follow the text they test. */
+function lineOf(text: string, needle: string): number {
+  const index = text.split('\n').findIndex((line) => line.includes(needle));
+  expect(index, `"${needle}" is not in the config`).to.be.greaterThan(-1);
+  return index + 1;
+}
+
+// The config.yml example of the original's README, verbatim except the certificate paths.
+function originalExample(certFile: string, keyFile: string): string {
+  return `# TLS Configuration
+cert_file: ${JSON.stringify(certFile)}
+private_key_file: ${JSON.stringify(keyFile)}
+
+# Global Authentication Keys
+auth_keys:
+  - "client-api-key-1"
+  - "client-api-key-2"
+
+# Health Check Interval (seconds)
+health_check_interval: 60
+
+# Provider Configuration
+providers:
+  # OpenAI Configuration
+  - type: "openai"
+    host: "openai.example.com"       # Client uses "Host: openai.example.com" header to route to this provider
+    endpoint: "api.openai.com"       # Actual OpenAI API endpoint
+    port: 443
+    tls: true
+    weight: 1.0
+    api_key: "sk-your-openai-api-key"
+    health_check:
+      method: "GET"
+      path: "/v1/models"
+      body: "{}"
+      headers:
+        - "Content-Type: application/json"
+
+  # Gemini Configuration
+  - type: "gemini"
+    host: "gemini.example.com"       # Client uses "Host: gemini.example.com" header to route to this provider
+    endpoint: "generativelanguage.googleapis.com"  # Actual Google API endpoint
+    port: 443
+    tls: true
+    weight: 1.5
+    api_key: "your-gemini-api-key"
+    health_check:
+      method: "GET"
+      path: "/v1beta/models"
+      body: "{}"
+
+  # Anthropic Configuration
+  - type: "anthropic"
+    host: "anthropic.example.com"    # Client uses "Host: anthropic.example.com" header to route to this provider
+    endpoint: "api.anthropic.com"    # Actual Anthropic API endpoint
+    port: 443
+    tls: true
+    weight: 1.2
+    api_key: "sk-ant-your-anthropic-api-key"
+    health_check:
+      method: "POST"
+      path: "/v1/messages"
+      body: '{"model":"claude-3-haiku-20240307","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}'
+      headers:
+        - "Content-Type: application/json"
+        - "anthropic-version: 2023-06-01"
+
+  # Multiple API Keys for Load Distribution
+  - type: "openai"
+    host: "openai-backup.example.com"  # Different host name for separate routing
+    endpoint: "api.openai.com"
+    api_keys:
+      - key: "sk-key-1"
+        weight: 1.0
+      - key: "sk-key-2"
+        weight: 2.0
+    auth_keys:
+      - "provider-specific-auth-key"
+`;
+}
+
+describe('llm-proxy check (built CLI)', function () {
+  let dir: string;
+  let certs: CertificateFiles;
+  let otherCerts: CertificateFiles;
+  let configCount = 0;
+
+  async function writeConfigText(text: string): Promise<string> {
+    registerKeys(parse(text));
+    const file = join(dir, `config-${++configCount}.yml`);
+    await writeFile(file, text);
+    return file;
+  }
+
+  before(async function () {
+    dir = await mkdtemp(join(tmpdir(), 'llm-proxy-check-'));
+    [certs, otherCerts] = await Promise.all([writeCertificates(join(dir, 'certs-a')), writeCertificates(join(dir, 'certs-b'))]);
+  });
+
+  after(async function () {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("accepts the original README's example: exit 0, a one-line summary, nothing on stderr", async function () {
+    const file = await writeConfigText(originalExample(certs.certFile, certs.keyFile));
+    const result = await runCli(['check', '-c', file]);
+    expect(result.stderr).to.equal('');
+    expect(result.code).to.equal(0);
+    expect(result.stdout.endsWith('\n')).to.equal(true);
+    expect(result.stdout.trimEnd().split('\n')).to.have.length(1);
+    expect(result.stdout.startsWith(`${file}: ok`)).to.equal(true);
+    expect(result.stdout).to.include('4 routes').and.include('5 upstream instances').and.include('listen 0.0.0.0:443');
+  });
+
+  it('an unknown field: still exit 0, with a warning naming its path and line:column', async function () {
+    const text = originalExample(certs.certFile, certs.keyFile)
+      .replace('# TLS Configuration\n', 'lsiten: "0.0.0.0:8443"\n')
+      .replace('      path: "/v1beta/models"\n', '      path: "/v1beta/models"\n      intervall: 5\n');
+    const file = await writeConfigText(text);
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(0);
+    expect(result.stdout.startsWith(`${file}: ok`)).to.equal(true);
+    expect(result.stderr.split('\n').filter(Boolean)).to.deep.equal([
+      `warning: lsiten: unknown field, ignored (${file}:1:1)`,
+      `warning: providers[1].health_check.intervall: unknown field, ignored (${file}:${lineOf(text, 'intervall')}:7)`,
+    ]);
+  });
+
+  it('a zero weight: exit 1, path and line:column on stderr, nothing on stdout', async function () {
+    const text = originalExample(certs.certFile, certs.keyFile).replace('weight: 1.5', 'weight: 0');
+    const file = await writeConfigText(text);
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.equal(`providers[1].weight: must be a finite number greater than 0 (${file}:${lineOf(text, 'weight: 0')}:13)\n`);
+  });
+
+  it('several problems: all reported in one run, in file order', async function () {
+    const text = originalExample(certs.certFile, certs.keyFile)
+      .replace('weight: 1.2', 'weight: -1')
+      .replace('endpoint: "generativelanguage.googleapis.com"', 'endpoint: "https://generativelanguage.googleapis.com"');
+    const file = await writeConfigText(text);
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(1);
+    const geminiAt = lineOf(text, 'type: "gemini"');
+    expect(result.stderr.split('\n').filter(Boolean)).to.deep.equal([
+      `providers[1].endpoint: "https://generativelanguage.googleapis.com" must be a bare host name or IP address (no scheme, port or path; use port: for the port) (${file}:${geminiAt + 2}:15)`,
+      `providers[2].weight: must be a finite number greater than 0 (${file}:${lineOf(text, 'weight: -1')}:13)`,
+    ]);
+  });
+
+  it('a certificate file that does not exist: exit 1, cert_file: file not found, at its line', async function () {
+    const missing = join(dir, 'no-such-cert.pem');
+    const file = await writeConfigText(originalExample(missing, certs.keyFile));
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.equal(`cert_file: file not found: ${missing} (${file}:2:12)\n`);
+  });
+
+  it('a private key that does not match the certificate: exit 1, names private_key_file', async function () {
+    const file = await writeConfigText(originalExample(certs.certFile, otherCerts.keyFile));
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.equal(`private_key_file: does not match the certificate in cert_file (${file}:3:19)\n`);
+  });
+
+  it('a config file that does not exist: exit 1', async function () {
+    const result = await runCli(['check', '-c', join(dir, 'absent.yml')]);
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include('cannot read the config file');
+  });
+
+  it('start without -c: a usage error, exit 2', async function () {
+    const result = await runCli(['start']);
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('--config');
+  });
+
+  it('--version prints llm-proxy and the version of package.json, exit 0', async function () {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const result = await runCli(['--version']);
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.equal(`llm-proxy ${version}\n`);
+  });
+});
