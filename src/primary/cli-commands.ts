@@ -53,6 +53,7 @@ export async function runCli(argv: string[], version: string): Promise<void> {
         );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
+        for (const warning of err.warnings) process.stderr.write(`warning: ${warning}\n`);
         process.stderr.write(`${err.message}\n`);
         process.exit(1);
       }

@@ -53,7 +53,7 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       issueAt(['providers', index, 'ca_file'], `not a usable PEM CA bundle: ${(err as Error).message}`);
     }
   }
-  if (issues.length > 0) throw new ConfigError(file, issues);
+  if (issues.length > 0) throw new ConfigError(file, issues, parsed.warnings);
   return { file, config: parsed.config, warnings: parsed.warnings, certPem: certPem ?? '', keyPem: keyPem ?? '', caPems };
 }
 

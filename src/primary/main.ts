@@ -21,6 +21,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   try {
     loaded = await loadConfig(options.configFile);
   } catch (err) {
+    if (err instanceof ConfigError) for (const warning of err.warnings) process.stderr.write(`warning: ${warning}\n`);
     process.stderr.write(`llm-proxy: invalid configuration\n${(err as Error).message}\n`);
     process.exit(1);
   }

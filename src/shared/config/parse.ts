@@ -19,6 +19,8 @@ export class ConfigError extends Error {
   constructor(
     readonly file: string,
     readonly issues: readonly ConfigIssue[],
+    /** Unknown-field warnings found before the errors, so `check` can still show them. */
+    readonly warnings: readonly string[] = [],
   ) {
     super(issues.map((issue) => formatIssue(file, issue)).join('\n'));
     this.name = 'ConfigError';
@@ -202,17 +204,17 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
       for (const { path, message } of checkSemantics({ providers: validProviders(raw) })) {
         if (!reported.has(formatPath(path))) issues.push({ path: formatPath(path), message, ...locate(path) });
       }
-      throw new ConfigError(file, issues.sort(byPosition));
+      throw new ConfigError(file, issues.sort(byPosition), formatWarnings(file, warnings));
     }
     result = configSchema.safeParse(raw, { reportInput: true });
     if (!result.success) throw new ConfigError(file, result.error.issues.map((issue) => ({ path: formatPath(issue.path as ConfigPath), message: issueMessage(issue) })));
   }
 
   const semanticIssues = checkSemantics(result.data).map(({ path, message }) => ({ path: formatPath(path), message, ...locate(path) }));
-  if (semanticIssues.length > 0) throw new ConfigError(file, semanticIssues.sort(byPosition));
+  if (semanticIssues.length > 0) throw new ConfigError(file, semanticIssues.sort(byPosition), formatWarnings(file, warnings));
   return {
     config: deepFreeze(result.data),
-    warnings: warnings.sort(byPosition).map((warning) => formatIssue(file, warning)),
+    warnings: formatWarnings(file, warnings),
     locate: (path) => locate(path),
   };
 }
@@ -223,4 +225,8 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+function formatWarnings(file: string, warnings: ConfigIssue[]): string[] {
+  return warnings.sort(byPosition).map((warning) => formatIssue(file, warning));
 }
