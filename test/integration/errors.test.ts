@@ -1,12 +1,10 @@
 // Issue 2, shown 7: the proxy's own errors (502, 504, 413, 431) in provider format; upstream errors
 // relayed verbatim; a stream that dies mid-way ends visibly, never as a clean end.
 import { createServer } from 'node:net';
-import type { ClientHttp2Session } from 'node:http2';
 import { expect } from 'chai';
-import { request, type Agent } from 'undici';
-import { createH1Agent, deadline, h1Request, h2Request, openH2Session, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
-import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
-import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { request } from 'undici';
+import { deadline, h1Request, h2Request, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
+import { useProxyFixture } from '../helpers/proxy-fixture.js';
 
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -17,38 +15,20 @@ async function closedPort(): Promise<number> {
 }
 
 describe('errors', function () {
-  let mock: MockProvider;
-  let proxy: ProxyProcess;
-  let agent: Agent;
-  let session: ClientHttp2Session;
-
-  before(async function () {
-    mock = await startMockProvider();
-    const upstream = { endpoint: '127.0.0.1', port: mock.port, tls: false };
-    proxy = await startProxy({
-      timeouts: { connect: 1, first_byte: 0.5, idle: 1 },
-      limits: { max_body_bytes: 1024, max_header_bytes: 4096 },
-      providers: [
-        { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-errors-openai-upstream' },
-        { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-errors-anthropic-upstream' },
-        { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: 'sk-test-errors-gemini-upstream' },
-        { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
-      ],
-    });
-    agent = createH1Agent(proxy.caPem);
-    session = await openH2Session(proxy.caPem, proxy.port);
-  });
-
-  after(async function () {
-    session?.close();
-    await agent?.close();
-    await proxy?.stop();
-    await mock?.close();
-  });
+  const fx = useProxyFixture(async (upstream) => ({
+    timeouts: { connect: 1, first_byte: 0.5, idle: 1 },
+    limits: { max_body_bytes: 1024, max_header_bytes: 4096 },
+    providers: [
+      { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-errors-openai-upstream' },
+      { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-errors-anthropic-upstream' },
+      { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: 'sk-test-errors-gemini-upstream' },
+      { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
+    ],
+  }));
 
   const protocols: { name: string; send: (req: TestRequest) => Promise<TestResponse> }[] = [
-    { name: 'HTTP/1.1', send: (req) => h1Request(agent, proxy.port, req) },
-    { name: 'HTTP/2', send: (req) => h2Request(session, req) },
+    { name: 'HTTP/1.1', send: (req) => h1Request(fx.agent, fx.proxy.port, req) },
+    { name: 'HTTP/2', send: (req) => h2Request(fx.session, req) },
   ];
 
   for (const { name, send } of protocols) {
@@ -70,21 +50,21 @@ describe('errors', function () {
       });
 
       it('a body over limits.max_body_bytes is 413 and never reaches the upstream', async function () {
-        const before = mock.requests.length;
+        const before = fx.mock.requests.length;
         const res = await send({ host: 'openai.proxy.test', path: '/v1/chat/completions', body: 'x'.repeat(2000) });
         expect(res.status).to.equal(413);
         expect(res.headers['x-llm-proxy-error']).to.equal('body_too_large');
         expect(res.json<{ error: { message: string } }>().error.message).to.match(/body/);
-        expect(mock.requests.length).to.equal(before);
+        expect(fx.mock.requests.length).to.equal(before);
       });
 
       it('a header block over limits.max_header_bytes is 431', async function () {
-        const before = mock.requests.length;
+        const before = fx.mock.requests.length;
         const res = await send({ host: 'openai.proxy.test', path: '/v1/models', headers: { 'x-big': 'y'.repeat(6000) } });
         expect(res.status).to.equal(431);
         expect(res.headers['x-llm-proxy-error']).to.equal('headers_too_large');
         expect(res.json<{ error: { code: string } }>().error.code).to.equal('headers_too_large');
-        expect(mock.requests.length).to.equal(before);
+        expect(fx.mock.requests.length).to.equal(before);
       });
 
       for (const status of [429, 500]) {
@@ -96,7 +76,7 @@ describe('errors', function () {
           expect(res.headers['x-ratelimit-remaining-requests']).to.equal('0');
           expect(res.headers['x-request-id']).to.equal('req_upstream_1');
           expect(res.headers['x-llm-proxy-error']).to.equal(undefined);
-          const sent = mock.requests.at(-1)?.responseChunks.map((c) => c.bytes) ?? [];
+          const sent = fx.mock.requests.at(-1)?.responseChunks.map((c) => c.bytes) ?? [];
           expect(res.body.equals(Buffer.concat(sent))).to.equal(true);
         });
       }
@@ -104,21 +84,21 @@ describe('errors', function () {
   }
 
   it('a streamed body without Content-Length over the limit is 413 (HTTP/2)', async function () {
-    const before = mock.requests.length;
+    const before = fx.mock.requests.length;
     const res = await new Promise<number>((resolve, reject) => {
-      const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'openai.proxy.test' });
+      const stream = fx.session.request({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'openai.proxy.test' });
       stream.on('response', (h) => resolve(Number(h[':status'])));
       stream.on('error', reject);
       stream.write('a'.repeat(800));
       setTimeout(() => stream.end('b'.repeat(800)), 50);
     });
     expect(res).to.equal(413);
-    expect(mock.requests.length).to.equal(before);
+    expect(fx.mock.requests.length).to.equal(before);
   });
 
   it('an oversized HTTP/1.1 head is refused with 431 and a JSON body before any routing', async function () {
     const raw = `GET /v1/models HTTP/1.1\r\nHost: openai.proxy.test\r\nX-Big: ${'z'.repeat(8000)}\r\n\r\n`;
-    const response = await rawH1Exchange(proxy.caPem, proxy.port, raw);
+    const response = await rawH1Exchange(fx.proxy.caPem, fx.proxy.port, raw);
     expect(response).to.match(/^HTTP\/1\.1 431 /);
     expect(response).to.include('x-llm-proxy-error: headers_too_large');
     expect(response).to.include('"code":"headers_too_large"');
@@ -128,7 +108,7 @@ describe('errors', function () {
     it('anthropic over HTTP/2: an `event: error` and then a stream reset, never a clean end', async function () {
       const outcome = await deadline(
         new Promise<{ data: string; error: Error | undefined }>((resolve) => {
-          const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-cut-after': '3' });
+          const stream = fx.session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-cut-after': '3' });
           let data = '';
           stream.on('data', (chunk: Buffer) => (data += chunk.toString()));
           stream.on('end', () => resolve({ data, error: undefined }));
@@ -145,8 +125,8 @@ describe('errors', function () {
     });
 
     it('openai over HTTP/1.1: the connection is cut, the client sees an error', async function () {
-      const res = await request(`https://127.0.0.1:${proxy.port}/v1/chat/completions`, {
-        dispatcher: agent,
+      const res = await request(`https://127.0.0.1:${fx.proxy.port}/v1/chat/completions`, {
+        dispatcher: fx.agent,
         method: 'POST',
         headers: { host: 'openai.proxy.test', 'x-mock-cut-after': '2', 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'gpt-test', stream: true }),
@@ -164,7 +144,7 @@ describe('errors', function () {
     it('an upstream silent for longer than timeouts.idle is cut the same way', async function () {
       const outcome = await deadline(
         new Promise<Error | undefined>((resolve) => {
-          const stream = session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-delay-ms': '4000', 'x-mock-tokens': '3' });
+          const stream = fx.session.request({ ':method': 'POST', ':path': '/v1/messages', ':authority': 'anthropic.proxy.test', 'x-mock-delay-ms': '4000', 'x-mock-tokens': '3' });
           stream.resume();
           stream.on('end', () => resolve(undefined));
           stream.on('error', resolve);

@@ -1,11 +1,9 @@
 // Issue 2, shown 1: the upstream sees exactly one credential, the upstream key, never the client's;
 // Host is the endpoint; method, path, query, other headers and body arrive byte for byte.
-import type { ClientHttp2Session } from 'node:http2';
 import { expect } from 'chai';
-import type { Agent } from 'undici';
-import { createH1Agent, h1Request, h2Request, openH2Session, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
-import { startMockProvider, type MockProvider, type RecordedRequest } from '../helpers/mock-provider.js';
-import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { h1Request, h2Request, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
+import { type RecordedRequest } from '../helpers/mock-provider.js';
+import { useProxyFixture } from '../helpers/proxy-fixture.js';
 
 const clientKey = 'client-test-keyswap-0001';
 const upstreamKeys = {
@@ -18,40 +16,22 @@ const credentialHeaders = ['authorization', 'x-api-key', 'x-goog-api-key'];
 const body = Buffer.concat([Buffer.from('{"model":"m","messages":[]}\r\n'), Buffer.from([0xff, 0xfe, 0x00, 0x80])]);
 
 describe('key swap and byte-for-byte forwarding', function () {
-  let mock: MockProvider;
-  let proxy: ProxyProcess;
-  let agent: Agent;
-  let session: ClientHttp2Session;
-
-  before(async function () {
-    mock = await startMockProvider();
-    const upstream = { endpoint: '127.0.0.1', port: mock.port, tls: false };
-    proxy = await startProxy({
-      auth_keys: [clientKey],
-      providers: [
-        { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: upstreamKeys.openai },
-        { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: upstreamKeys.anthropic },
-        { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: upstreamKeys.gemini },
-      ],
-    });
-    agent = createH1Agent(proxy.caPem);
-    session = await openH2Session(proxy.caPem, proxy.port);
-  });
-
-  after(async function () {
-    session?.close();
-    await agent?.close();
-    await proxy?.stop();
-    await mock?.close();
-  });
+  const fx = useProxyFixture((upstream) => ({
+    auth_keys: [clientKey],
+    providers: [
+      { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: upstreamKeys.openai },
+      { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: upstreamKeys.anthropic },
+      { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: upstreamKeys.gemini },
+    ],
+  }));
 
   const protocols: { name: string; send: (req: TestRequest) => Promise<TestResponse> }[] = [
-    { name: 'HTTP/1.1', send: (req) => h1Request(agent, proxy.port, req) },
-    { name: 'HTTP/2', send: (req) => h2Request(session, req) },
+    { name: 'HTTP/1.1', send: (req) => h1Request(fx.agent, fx.proxy.port, req) },
+    { name: 'HTTP/2', send: (req) => h2Request(fx.session, req) },
   ];
 
   function lastUpstreamRequest(): RecordedRequest {
-    const last = mock.requests.at(-1);
+    const last = fx.mock.requests.at(-1);
     if (!last) throw new Error('the upstream was never contacted');
     return last;
   }
@@ -69,7 +49,7 @@ describe('key swap and byte-for-byte forwarding', function () {
     expect(recorded.method).to.equal('POST');
     expect(recorded.target).to.equal(target);
     expect(recorded.body.equals(body)).to.equal(true, 'body changed on the way');
-    expect(recorded.headers.host).to.equal(`127.0.0.1:${mock.port}`);
+    expect(recorded.headers.host).to.equal(`127.0.0.1:${fx.mock.port}`);
     expect(recorded.headers['x-custom-header']).to.equal('Some Value; with=params');
     expect(recorded.headers['content-type']).to.equal('application/octet-stream');
     expect(JSON.stringify(recorded.rawHeaders)).not.to.include(clientKey);
@@ -126,7 +106,7 @@ describe('key swap and byte-for-byte forwarding', function () {
         const res = await send({ host: 'OpenAI.Proxy.Test:443', path: '/v1/models', headers: { authorization: `Bearer ${clientKey}` } });
         expect(res.status).to.equal(200);
         const recorded = lastUpstreamRequest();
-        expect(recorded.headers.host).to.equal(`127.0.0.1:${mock.port}`);
+        expect(recorded.headers.host).to.equal(`127.0.0.1:${fx.mock.port}`);
         expect(recorded.method).to.equal('GET');
       });
     });
@@ -137,7 +117,7 @@ describe('key swap and byte-for-byte forwarding', function () {
       'GET /v1/models HTTP/1.1\r\nHost: openai.proxy.test\r\n' +
       `Authorization: Bearer ${clientKey}\r\nConnection: close, X-Private-Hop\r\nX-Private-Hop: secret\r\n` +
       'Keep-Alive: timeout=5\r\nProxy-Authorization: Basic abc\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n';
-    const response = await rawH1Exchange(proxy.caPem, proxy.port, raw);
+    const response = await rawH1Exchange(fx.proxy.caPem, fx.proxy.port, raw);
     expect(response).to.match(/^HTTP\/1\.1 200 /);
     const recorded = lastUpstreamRequest();
     for (const name of ['x-private-hop', 'keep-alive', 'proxy-authorization', 'te']) expect(recorded.headers[name], name).to.equal(undefined);

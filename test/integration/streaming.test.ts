@@ -1,11 +1,10 @@
 // Issue 2, shown 5: SSE flows through event by event (no buffering) over both protocols, the bytes
 // are the upstream's, and a client that leaves makes the upstream see the abort at once.
-import { constants as h2constants, type ClientHttp2Session } from 'node:http2';
+import { constants as h2constants } from 'node:http2';
 import { expect } from 'chai';
-import { request, type Agent } from 'undici';
-import { createH1Agent, deadline, openH2Session } from '../helpers/clients.js';
-import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
-import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { request } from 'undici';
+import { deadline } from '../helpers/clients.js';
+import { useProxyFixture } from '../helpers/proxy-fixture.js';
 
 interface StreamObservation {
   status: number;
@@ -18,31 +17,13 @@ interface StreamObservation {
 const streamBody = JSON.stringify({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'hi' }] });
 
 describe('streaming', function () {
-  let mock: MockProvider;
-  let proxy: ProxyProcess;
-  let agent: Agent;
-  let session: ClientHttp2Session;
-
-  before(async function () {
-    mock = await startMockProvider();
-    const upstream = { endpoint: '127.0.0.1', port: mock.port, tls: false };
-    proxy = await startProxy({
-      auth_keys: ['client-test-stream-key-0001'],
-      providers: [
-        { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-stream-openai-upstream' },
-        { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-stream-anthropic-upstream' },
-      ],
-    });
-    agent = createH1Agent(proxy.caPem);
-    session = await openH2Session(proxy.caPem, proxy.port);
-  });
-
-  after(async function () {
-    session?.close();
-    await agent?.close();
-    await proxy?.stop();
-    await mock?.close();
-  });
+  const fx = useProxyFixture((upstream) => ({
+    auth_keys: ['client-test-stream-key-0001'],
+    providers: [
+      { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-stream-openai-upstream' },
+      { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-stream-anthropic-upstream' },
+    ],
+  }));
 
   const headersFor = (tokens: number, delayMs: number) => ({
     'content-type': 'application/json',
@@ -53,8 +34,8 @@ describe('streaming', function () {
 
   async function streamOverH1(path: string, headers: Record<string, string>): Promise<StreamObservation> {
     const controller = new AbortController();
-    const res = await request(`https://127.0.0.1:${proxy.port}${path}`, {
-      dispatcher: agent,
+    const res = await request(`https://127.0.0.1:${fx.proxy.port}${path}`, {
+      dispatcher: fx.agent,
       method: 'POST',
       headers: { host: 'openai.proxy.test', ...headers },
       body: streamBody,
@@ -71,7 +52,7 @@ describe('streaming', function () {
 
   function streamOverH2(path: string, headers: Record<string, string>): Promise<StreamObservation> {
     return new Promise((resolve, reject) => {
-      const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'openai.proxy.test', ...headers });
+      const stream = fx.session.request({ ':method': 'POST', ':path': path, ':authority': 'openai.proxy.test', ...headers });
       const chunks: StreamObservation['chunks'] = [];
       stream.on('data', (bytes: Buffer) => chunks.push({ at: Date.now(), bytes }));
       const ended = new Promise<void>((resolveEnd, rejectEnd) => {
@@ -94,7 +75,7 @@ describe('streaming', function () {
   for (const { name, open } of protocols) {
     describe(`over ${name}`, function () {
       it('delivers each SSE event as the upstream sends it, bytes identical', async function () {
-        const before = mock.requests.length;
+        const before = fx.mock.requests.length;
         const started = Date.now();
         const obs = await open('/v1/chat/completions', headersFor(8, 150));
         expect(obs.status).to.equal(200);
@@ -102,7 +83,7 @@ describe('streaming', function () {
         expect(obs.headers['x-accel-buffering']).to.equal('no');
         await deadline(obs.ended, 10_000, 'stream end');
 
-        const upstream = mock.requests[before];
+        const upstream = fx.mock.requests[before];
         if (!upstream) throw new Error('upstream not contacted');
         const sent = upstream.responseChunks;
         const lastSentAt = sent.at(-1)?.at ?? 0;
@@ -120,14 +101,14 @@ describe('streaming', function () {
       });
 
       it('a client that disconnects mid-stream makes the upstream see the abort within 1 s', async function () {
-        const before = mock.requests.length;
+        const before = fx.mock.requests.length;
         const obs = await open('/v1/chat/completions', headersFor(100, 100));
         expect(obs.status).to.equal(200);
         obs.ended.catch(() => undefined);
         const waitStart = Date.now();
         while (obs.chunks.length < 2 && Date.now() - waitStart < 5_000) await new Promise((r) => setTimeout(r, 20));
         expect(obs.chunks.length).to.be.at.least(2);
-        const upstream = mock.requests[before];
+        const upstream = fx.mock.requests[before];
         if (!upstream) throw new Error('upstream not contacted');
         const abortedAt = Date.now();
         obs.abort();

@@ -1,80 +1,12 @@
 // parseConfigText over YAML text: the original's example keeps its meaning, and every kind of bad
 // config names the field path and the exact line:column an operator has to go to.
+import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { buildSnapshot } from '../../src/primary/build-snapshot.js';
 import { ConfigError, parseConfigText, type ConfigIssue } from '../../src/shared/config/parse.js';
 
 // The config.yml example of the original's README, verbatim (comments included).
-const originalExample = `# TLS Configuration
-cert_file: "/certs/certificate.pem"
-private_key_file: "/certs/private-key.pem"
-
-# Global Authentication Keys
-auth_keys:
-  - "client-api-key-1"
-  - "client-api-key-2"
-
-# Health Check Interval (seconds)
-health_check_interval: 60
-
-# Provider Configuration
-providers:
-  # OpenAI Configuration
-  - type: "openai"
-    host: "openai.example.com"       # Client uses "Host: openai.example.com" header to route to this provider
-    endpoint: "api.openai.com"       # Actual OpenAI API endpoint
-    port: 443
-    tls: true
-    weight: 1.0
-    api_key: "sk-your-openai-api-key"
-    health_check:
-      method: "GET"
-      path: "/v1/models"
-      body: "{}"
-      headers:
-        - "Content-Type: application/json"
-
-  # Gemini Configuration
-  - type: "gemini"
-    host: "gemini.example.com"       # Client uses "Host: gemini.example.com" header to route to this provider
-    endpoint: "generativelanguage.googleapis.com"  # Actual Google API endpoint
-    port: 443
-    tls: true
-    weight: 1.5
-    api_key: "your-gemini-api-key"
-    health_check:
-      method: "GET"
-      path: "/v1beta/models"
-      body: "{}"
-
-  # Anthropic Configuration
-  - type: "anthropic"
-    host: "anthropic.example.com"    # Client uses "Host: anthropic.example.com" header to route to this provider
-    endpoint: "api.anthropic.com"    # Actual Anthropic API endpoint
-    port: 443
-    tls: true
-    weight: 1.2
-    api_key: "sk-ant-your-anthropic-api-key"
-    health_check:
-      method: "POST"
-      path: "/v1/messages"
-      body: '{"model":"claude-3-haiku-20240307","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}'
-      headers:
-        - "Content-Type: application/json"
-        - "anthropic-version: 2023-06-01"
-
-  # Multiple API Keys for Load Distribution
-  - type: "openai"
-    host: "openai-backup.example.com"  # Different host name for separate routing
-    endpoint: "api.openai.com"
-    api_keys:
-      - key: "sk-key-1"
-        weight: 1.0
-      - key: "sk-key-2"
-        weight: 2.0
-    auth_keys:
-      - "provider-specific-auth-key"
-`;
+const originalExample = readFileSync(new URL('../fixtures/original-readme-config.yml', import.meta.url), 'utf8');
 
 /** Lines 1-3 of most cases below; the first provider item then starts on line 4, its fields at column 5. */
 const head = ['cert_file: /certs/certificate.pem', 'private_key_file: /certs/private-key.pem', 'providers:'];
