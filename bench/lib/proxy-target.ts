@@ -1,0 +1,73 @@
+// llm-proxy as a bench target: the built CLI, a real cluster and TLS, the default JSON access log
+// going to a file as it would in production (not through the bench's own event loop).
+import { spawn } from 'node:child_process';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+
+const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface ProxyOptions {
+  dir: string;
+  port: number;
+  upstreamPort: number;
+  workers: number;
+  certFile: string;
+  keyFile: string;
+  clientKey: string;
+  /** Extra node flags for every proxy process, e.g. --cpu-prof. */
+  nodeFlags?: readonly string[];
+}
+
+export interface ProxyTarget {
+  readonly pid: number;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+export async function startLlmProxy(o: ProxyOptions): Promise<ProxyTarget> {
+  const configFile = join(o.dir, 'llm-proxy.yml');
+  await writeFile(
+    configFile,
+    stringify({
+      cert_file: o.certFile,
+      private_key_file: o.keyFile,
+      listen: `127.0.0.1:${o.port}`,
+      workers: o.workers,
+      admin: { listen: false },
+      auth_keys: [o.clientKey],
+      providers: [{ type: 'openai', host: '127.0.0.1', endpoint: '127.0.0.1', port: o.upstreamPort, tls: false, api_key: 'sk-bench-upstream-key' }],
+    }),
+  );
+  const logFile = join(o.dir, 'llm-proxy.log');
+  const log = await open(logFile, 'w');
+  const child = spawn(process.execPath, [...(o.nodeFlags ?? []), cliPath, 'start', '-c', configFile], {
+    stdio: ['ignore', log.fd, log.fd],
+    cwd: o.dir,
+  });
+  await log.close();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('llm-proxy did not start');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const until = Date.now() + 15_000;
+  for (;;) {
+    const text = await readFile(logFile, 'utf8');
+    if (text.includes('"msg":"ready"')) break;
+    if (child.exitCode !== null || Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`llm-proxy did not become ready:\n${text.trim().split('\n').slice(-5).join('\n')}`);
+    }
+    await sleep(100);
+  }
+  return {
+    pid,
+    logFile,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

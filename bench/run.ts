@@ -1,0 +1,175 @@
+// `npm run bench`: llm-proxy side by side with direct access to the mock upstream and with nginx, on
+// this machine, in one run. Targets are interleaved within every round (direct, nginx, llm-proxy,
+// then again), and medians over rounds are reported, so the machine's noise cancels in the ratios.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
+import { Command, Option } from 'commander';
+import { writeCertificates } from '../test/helpers/certs.js';
+import { startMock } from './lib/mock-process.js';
+import { startNginx } from './lib/nginx.js';
+import { freePort, waitForPort } from './lib/ports.js';
+import { processTree } from './lib/proc.js';
+import { startLlmProxy } from './lib/proxy-target.js';
+import { renderScenario, summarise, type Round, type ScenarioSummary } from './lib/report.js';
+import { scenarios, targetNames, type BenchContext, type Profile, type Target, type TargetName } from './lib/scenarios.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const profiles: Record<'full' | 'quick', Profile> = {
+  full: { rounds: 3, seconds: 10, latencySeconds: 15, warmUpSeconds: 2, sse: { streams: 1000, tokens: 200, intervalMs: 50, rampMs: 1000 } },
+  quick: { rounds: 1, seconds: 3, latencySeconds: 4, warmUpSeconds: 1, sse: { streams: 200, tokens: 40, intervalMs: 50, rampMs: 500 } },
+};
+
+const program = new Command('bench')
+  .description('Measure llm-proxy against direct access and nginx (see README, Performance)')
+  .option('--quick', 'one short round of every scenario (about a minute)')
+  .option('--scenarios <ids>', 'comma-separated subset, e.g. S1,S3', 'S1,S2,S3,S4,S5')
+  .option('--rounds <n>', 'rounds per scenario (default 3, quick 1)')
+  .addOption(new Option('--workers <n>', 'worker processes for llm-proxy and nginx').default('2'))
+  .option('--out <file>', 'where to write the JSON result (default bench/results/<time>.json)')
+  .option('--keep', 'keep the run directory (configs, logs) for a look afterwards');
+program.parse();
+const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean }>();
+
+const profile: Profile = { ...profiles[opts.quick === true ? 'quick' : 'full'] };
+if (opts.rounds !== undefined) profile.rounds = positiveInt(opts.rounds, '--rounds');
+const workers = positiveInt(opts.workers, '--workers');
+const wanted = opts.scenarios.split(',').map((s) => s.trim().toUpperCase());
+const selected = scenarios.filter((s) => wanted.includes(s.id));
+if (selected.length !== wanted.length) fail(`--scenarios: unknown id among ${opts.scenarios} (known: ${scenarios.map((s) => s.id).join(',')})`);
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) fail(`${flag} must be a positive integer, got ${value}`);
+  return n;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(1);
+}
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+async function onPath(command: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      await access(join(dir, command), fsConstants.X_OK);
+      return true;
+    } catch {
+      // next
+    }
+  }
+  return false;
+}
+
+function versionOf(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0] ?? '';
+  } catch (err) {
+    // nginx -v prints to stderr
+    return String((err as { stderr?: string }).stderr ?? '').trim().split('\n')[0] ?? '';
+  }
+}
+
+const missing = [];
+for (const tool of ['wrk', 'h2load', 'nginx']) if (!(await onPath(tool))) missing.push(tool);
+if (missing.length > 0) fail(`missing ${missing.join(', ')}: run scripts/install-bench-tools.sh (Debian packages wrk, nghttp2-client, nginx-light)`);
+try {
+  await access(join(root, 'dist/cli.js'));
+} catch {
+  fail('dist/cli.js is missing: run `npm run build` first (npm run bench does)');
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'llm-proxy-bench-'));
+const certs = await writeCertificates(dir, { names: ['localhost', '127.0.0.1'] });
+const clientKey = 'bench-client-key-0001';
+const smallBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] });
+const smallBodyFile = join(dir, 'small.json');
+await writeFile(smallBodyFile, smallBody);
+// An image prompt: a JSON request whose bulk is one base64 data URL, exactly 1 MiB in all.
+const largeBodyBytes = 1024 * 1024;
+const prefix = '{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,';
+const suffix = '"}}]}]}';
+const base64 = randomBytes(largeBodyBytes).toString('base64').slice(0, largeBodyBytes - prefix.length - suffix.length);
+const largeBody = Buffer.from(prefix + base64 + suffix);
+const largeBodyFile = join(dir, 'large.json');
+await writeFile(largeBodyFile, largeBody);
+
+const mock = await startMock(certs.certFile, certs.keyFile);
+const nginxPort = await freePort();
+const nginx = await startNginx({ dir, port: nginxPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
+await waitForPort(nginxPort, 'nginx');
+const proxyPort = await freePort();
+const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey });
+
+const targets: Record<TargetName, Target> = {
+  direct: { name: 'direct', port: mock.tlsPort, pids: [mock.pid] },
+  nginx: { name: 'nginx', port: nginxPort, pids: await processTree(nginx.pid) },
+  'llm-proxy': { name: 'llm-proxy', port: proxyPort, pids: await processTree(proxy.pid) },
+};
+
+const ctx: BenchContext = { dir, caFile: certs.caFile, clientKey, mock, smallBodyFile, smallBody, largeBodyFile, largeBodyBytes, largeBodyCrc: crc32(largeBody), profile };
+const meta = {
+  startedAt: new Date().toISOString(),
+  profile: opts.quick === true ? 'quick' : 'full',
+  workers,
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  loadAverageAtStart: loadavg(),
+  node: process.version,
+  nginx: versionOf('nginx', ['-v']),
+  wrk: versionOf('wrk', ['--version']),
+  h2load: versionOf('h2load', ['--version']),
+  commit: versionOf('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+  settings: profile,
+};
+say(`llm-proxy bench (${meta.profile}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
+say(`node ${meta.node}, ${meta.nginx}, load average ${meta.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+
+const summaries: ScenarioSummary[] = [];
+let interrupted = false;
+process.on('SIGINT', () => {
+  interrupted = true;
+});
+try {
+  for (const scenario of selected) {
+    say();
+    say(`${scenario.id} ${scenario.title}`);
+    for (const name of targetNames) await scenario.run(targets[name], ctx, true);
+    const rounds: Round[] = [];
+    for (let i = 0; i < profile.rounds && !interrupted; i++) {
+      const round = {} as Round;
+      for (const name of targetNames) {
+        round[name] = await scenario.run(targets[name], ctx, false);
+        say(`  round ${i + 1}/${profile.rounds} ${name.padEnd(9)} ${Object.entries(round[name]).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(3)}`).join(' ')}`);
+      }
+      rounds.push(round);
+    }
+    if (rounds.length === 0) break;
+    const summary = summarise(scenario.id, scenario.title, rounds);
+    summaries.push(summary);
+    say();
+    say(renderScenario(summary));
+  }
+} finally {
+  await proxy.stop();
+  await nginx.stop();
+  await mock.stop();
+  if (opts.keep === true) say(`run directory kept: ${dir}`);
+  else await rm(dir, { recursive: true, force: true });
+}
+
+const out = opts.out ?? join(root, 'bench/results', `${meta.startedAt.replace(/[:.]/g, '-')}.json`);
+await mkdir(join(out, '..'), { recursive: true });
+await writeFile(out, `${JSON.stringify({ meta, scenarios: summaries }, null, 2)}\n`);
+say();
+say('Summary (budget from DESIGN section 7, checked on this run):');
+for (const summary of summaries) for (const c of summary.checks) say(`  ${summary.id} [${c.pass ? 'pass' : 'FAIL'}] ${c.label}: ${Number.isInteger(c.value) ? c.value : c.value.toFixed(3)} (${c.op} ${c.limit})`);
+say(`results written to ${out}`);
