@@ -1,9 +1,9 @@
 // `npm run bench`: llm-proxy side by side with direct access to the mock upstream and with nginx, on
 // this machine, in one run. Targets are interleaved within every round (direct, nginx, llm-proxy,
 // then again), and medians over rounds are reported, so the machine's noise cancels in the ratios.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { Command, Option } from 'commander';
 import { writeCertificates } from '../test/helpers/certs.js';
+import { renderProfile, summariseProfile } from './lib/cpu-profile.js';
 import { startMock } from './lib/mock-process.js';
 import { startNginx } from './lib/nginx.js';
 import { freePort, waitForPort } from './lib/ports.js';
@@ -33,9 +34,10 @@ const program = new Command('bench')
   .option('--rounds <n>', 'rounds per scenario (default 3, quick 1)')
   .addOption(new Option('--workers <n>', 'worker processes for llm-proxy and nginx').default('2'))
   .option('--out <file>', 'where to write the JSON result (default bench/results/<time>.json)')
-  .option('--keep', 'keep the run directory (configs, logs) for a look afterwards');
+  .option('--keep', 'keep the run directory (configs, logs) for a look afterwards')
+  .option('--profile', 'run llm-proxy under --cpu-prof; keep the profiles and print where the time went (slows it down)');
 program.parse();
-const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean }>();
+const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean }>();
 
 const profile: Profile = { ...profiles[opts.quick === true ? 'quick' : 'full'] };
 if (opts.rounds !== undefined) profile.rounds = positiveInt(opts.rounds, '--rounds');
@@ -57,6 +59,15 @@ function fail(message: string): never {
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
+/** Every process of the proxy wrote a profile when it exited; the busiest are the workers. */
+async function reportProfiles(profileDir: string): Promise<void> {
+  const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profileDir, f));
+  const summaries = await Promise.all(files.map(async (file) => ({ file, summary: await summariseProfile(file) })));
+  say();
+  say('CPU profiles of the llm-proxy processes (open a .cpuprofile in Chrome DevTools or speedscope for the flame graph):');
+  for (const { file, summary } of summaries.sort((a, b) => b.summary.busyMs - a.summary.busyMs)) say(renderProfile(file, summary));
+}
+
 async function onPath(command: string): Promise<boolean> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     try {
@@ -70,12 +81,9 @@ async function onPath(command: string): Promise<boolean> {
 }
 
 function versionOf(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0] ?? '';
-  } catch (err) {
-    // nginx -v prints to stderr
-    return String((err as { stderr?: string }).stderr ?? '').trim().split('\n')[0] ?? '';
-  }
+  // nginx -v answers on stderr, the others on stdout.
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n')[0] ?? '';
 }
 
 const missing = [];
@@ -107,7 +115,10 @@ const nginxPort = await freePort();
 const nginx = await startNginx({ dir, port: nginxPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
 await waitForPort(nginxPort, 'nginx');
 const proxyPort = await freePort();
-const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey });
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const profileDir = join(root, 'bench/results', `profiles-${stamp}`);
+const nodeFlags = opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey, nodeFlags });
 
 const targets: Record<TargetName, Target> = {
   direct: { name: 'direct', port: mock.tlsPort, pids: [mock.pid] },
@@ -162,11 +173,12 @@ try {
   await proxy.stop();
   await nginx.stop();
   await mock.stop();
+  if (opts.profile === true) await reportProfiles(profileDir);
   if (opts.keep === true) say(`run directory kept: ${dir}`);
   else await rm(dir, { recursive: true, force: true });
 }
 
-const out = opts.out ?? join(root, 'bench/results', `${meta.startedAt.replace(/[:.]/g, '-')}.json`);
+const out = opts.out ?? join(root, 'bench/results', `${stamp}.json`);
 await mkdir(join(out, '..'), { recursive: true });
 await writeFile(out, `${JSON.stringify({ meta, scenarios: summaries }, null, 2)}\n`);
 say();

@@ -29,10 +29,10 @@ function areaOf(url: string, name: string): string {
   if (name === '(garbage collector)') return 'GC';
   if (name === '(idle)') return 'idle';
   if (name === '(program)') return 'V8/native (program)';
-  if (url.includes('/src/') || url.includes('/dist/')) return 'llm-proxy';
   if (url.includes('node_modules/undici')) return 'undici';
   if (url.includes('node_modules/pino') || url.includes('node_modules/sonic-boom') || url.includes('fast-json-stringify')) return 'logging (pino)';
   if (url.includes('node_modules/')) return 'other dependencies';
+  if (url.includes('/src/') || url.includes('/dist/')) return 'llm-proxy';
   if (/node:internal\/(http2|tls|net|stream_base|streams|_tls|crypto)|node:(tls|net|_tls_wrap)/.test(url)) return 'node: tls/net/streams/http2';
   if (/node:(_http|http)|node:internal\/http/.test(url)) return 'node: http/1.1';
   if (url.startsWith('node:')) return 'node: other';

@@ -40,8 +40,9 @@ export async function runH2load(run: H2loadRun): Promise<LoadResult> {
   const text = output.stdout;
   if (output.code !== 0 || !text.includes('status codes:')) throw toolFailure('h2load', output);
 
-  const total = count(text, /requests: (\d+) total/);
   const ok = count(text, /status codes: (\d+) 2xx/);
+  const failed = count(text, /(\d+) failed/) + count(text, /(\d+) errored/) + count(text, /(\d+) timeout/);
+  const otherStatus = count(text, /(\d+) 3xx/) + count(text, /(\d+) 4xx/) + count(text, /(\d+) 5xx/);
   // Each log line: start time (µs since the epoch), status, duration (µs).
   const durations: number[] = [];
   for (const line of (await readFile(run.logFile, 'utf8')).split('\n')) {
@@ -56,6 +57,6 @@ export async function runH2load(run: H2loadRun): Promise<LoadResult> {
     rps: ok / run.seconds,
     p50Ms: percentileOfSorted(sorted, 50) / 1000,
     p99Ms: percentileOfSorted(sorted, 99) / 1000,
-    errors: total - ok,
+    errors: failed + otherStatus,
   };
 }

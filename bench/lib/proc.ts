@@ -32,14 +32,21 @@ export async function processTree(root: number): Promise<number[]> {
   return tree;
 }
 
-/** Sum of VmRSS over the processes, in bytes (gone processes count 0). */
-export async function residentBytes(pids: readonly number[]): Promise<number> {
-  let total = 0;
+export interface Resident {
+  /** Sum of RSS: pages shared by the processes (the node binary) count once per process. */
+  rss: number;
+  /** Sum of PSS: shared pages divided among their sharers, so the machine's real cost. */
+  pss: number;
+}
+
+/** Resident memory of the processes, in bytes (gone processes count 0). */
+export async function residentBytes(pids: readonly number[]): Promise<Resident> {
+  const total = { rss: 0, pss: 0 };
   for (const pid of pids) {
     try {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8');
-      const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-      if (match) total += Number(match[1]) * 1024;
+      const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+      total.rss += Number(/^Rss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) * 1024;
+      total.pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) * 1024;
     } catch {
       // exited
     }
@@ -58,13 +65,18 @@ export async function cpuMillis(pids: readonly number[]): Promise<number> {
   return (ticks * 1000) / ticksPerSecond;
 }
 
-/** Samples the summed RSS of the processes until stopped; reports the peak. */
-export function sampleResidentPeak(pids: readonly number[], everyMs = 100): { stop(): Promise<number> } {
-  let peak = 0;
+/** Samples the resident memory of the processes until stopped; reports the peaks. */
+export function sampleResidentPeak(pids: readonly number[], everyMs = 100): { stop(): Promise<Resident> } {
+  const peak = { rss: 0, pss: 0 };
+  const sample = async () => {
+    const now = await residentBytes(pids);
+    peak.rss = Math.max(peak.rss, now.rss);
+    peak.pss = Math.max(peak.pss, now.pss);
+  };
   let running = true;
   const loop = (async () => {
     while (running) {
-      peak = Math.max(peak, await residentBytes(pids));
+      await sample();
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   })();
@@ -72,7 +84,8 @@ export function sampleResidentPeak(pids: readonly number[], everyMs = 100): { st
     async stop() {
       running = false;
       await loop;
-      return Math.max(peak, await residentBytes(pids));
+      await sample();
+      return peak;
     },
   };
 }

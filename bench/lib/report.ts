@@ -51,6 +51,7 @@ const columns: Record<string, Column[]> = {
     { metric: 'events', header: 'events', decimals: 0 },
     { metric: 'failed', header: 'failed', decimals: 0 },
     { metric: 'peakRssMB', header: 'peak RSS MB', decimals: 0 },
+    { metric: 'peakPssMB', header: 'peak PSS MB', decimals: 0 },
     { metric: 'cpuMsPer1kEvents', header: 'CPU ms/1k ev', decimals: 1 },
   ],
   S5: [
@@ -126,6 +127,7 @@ function derive(id: string, rounds: Round[]): { derived: Record<string, number>;
         'nginx added gap p99 ms': added('gapP99Ms', 'nginx'),
         'llm-proxy events lost': lost('llm-proxy'),
         'llm-proxy peak RSS MB': Math.max(...rounds.map((r) => metricOf(r, 'llm-proxy', 'peakRssMB'))),
+        'llm-proxy peak PSS MB': Math.max(...rounds.map((r) => metricOf(r, 'llm-proxy', 'peakPssMB'))),
         'nginx peak RSS MB': Math.max(...rounds.map((r) => metricOf(r, 'nginx', 'peakRssMB'))),
       };
       return {

@@ -158,7 +158,7 @@ const s4: Scenario = {
     const cpuBefore = await cpuMillis(target.pids);
     const mockBefore = await ctx.mock.stats();
     let report: SseReport;
-    let peakRss = 0;
+    let peak = { rss: 0, pss: 0 };
     try {
       report = await runSseClient({
         origin: `https://127.0.0.1:${target.port}`,
@@ -170,7 +170,7 @@ const s4: Scenario = {
         body: ctx.smallBody,
       });
     } finally {
-      peakRss = await sampler.stop();
+      peak = await sampler.stop();
     }
     const cpuUsed = (await cpuMillis(target.pids)) - cpuBefore;
     const mockAfter = await ctx.mock.stats();
@@ -185,7 +185,8 @@ const s4: Scenario = {
       expectedEvents: report.expectedEvents,
       mockEvents: mockAfter.eventsSent - mockBefore.eventsSent,
       failed: report.failed,
-      peakRssMB: peakRss / (1024 * 1024),
+      peakRssMB: peak.rss / (1024 * 1024),
+      peakPssMB: peak.pss / (1024 * 1024),
       cpuMsPer1kEvents: report.events > 0 ? (cpuUsed / report.events) * 1000 : Number.NaN,
     };
   },
