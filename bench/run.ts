@@ -35,9 +35,10 @@ const program = new Command('bench')
   .addOption(new Option('--workers <n>', 'worker processes for llm-proxy and nginx').default('2'))
   .option('--out <file>', 'where to write the JSON result (default bench/results/<time>.json)')
   .option('--keep', 'keep the run directory (configs, logs) for a look afterwards')
+  .option('--node-flags <flags>', 'extra node flags for the llm-proxy processes, e.g. "--max-semi-space-size=4"')
   .option('--profile', 'run llm-proxy under --cpu-prof; keep the profiles and print where the time went (slows it down)');
 program.parse();
-const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean }>();
+const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string }>();
 
 const profile: Profile = { ...profiles[opts.quick === true ? 'quick' : 'full'] };
 if (opts.rounds !== undefined) profile.rounds = positiveInt(opts.rounds, '--rounds');
@@ -117,7 +118,7 @@ await waitForPort(nginxPort, 'nginx');
 const proxyPort = await freePort();
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const profileDir = join(root, 'bench/results', `profiles-${stamp}`);
-const nodeFlags = opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+const nodeFlags = [...(opts.nodeFlags?.split(/\s+/).filter((f) => f !== '') ?? []), ...(opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
 const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey, nodeFlags });
 
 const targets: Record<TargetName, Target> = {
@@ -139,6 +140,7 @@ const meta = {
   wrk: versionOf('wrk', ['--version']),
   h2load: versionOf('h2load', ['--version']),
   commit: versionOf('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+  proxyNodeFlags: nodeFlags,
   settings: profile,
 };
 say(`llm-proxy bench (${meta.profile}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
