@@ -4,6 +4,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
+import { workerExecArgv } from './worker-flags.js';
 
 export interface Supervisor {
   /** Resolves with the bound address once every worker listens; rejects if one cannot. */
@@ -19,6 +20,7 @@ const youngDeathMs = 10_000;
 const maxBackoffMs = 10_000;
 
 export function createSupervisor(log: Logger): Supervisor {
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   let snapshot: Snapshot | undefined;
   let stopping = false;
   let rapidDeaths = 0;
