@@ -12,7 +12,11 @@ export function percentile(samples: readonly number[] | Float64Array, p: number)
   return percentileOfSorted(sorted, p);
 }
 
+/** The middle value; for an even count the mean of the two middle values (2 rounds must not report the lower one). */
 export function median(values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v));
-  return finite.length === 0 ? Number.NaN : percentile(finite, 50);
+  const sorted = Float64Array.from(values.filter((v) => Number.isFinite(v))).sort();
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const mid = n >> 1;
+  return n % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

@@ -15,6 +15,7 @@ describe('bench report', function () {
     expect(percentile(samples, 99)).to.equal(99);
     expect(percentile(samples, 100)).to.equal(100);
     expect(median([3, Number.NaN, 1, 2])).to.equal(2);
+    expect(median([4, 1])).to.equal(2.5);
     expect(Number.isNaN(median([]))).to.equal(true);
   });
 
