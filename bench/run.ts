@@ -18,11 +18,11 @@ import { freePort, waitForPort } from './lib/ports.js';
 import { processTree } from './lib/proc.js';
 import { startLlmProxy } from './lib/proxy-target.js';
 import { renderScenario, summarise, type Round, type ScenarioSummary } from './lib/report.js';
-import { scenarios, targetNames, type BenchContext, type Profile, type Target, type TargetName } from './lib/scenarios.js';
+import { scenarios, targetNames, type BenchContext, type LoadPlan, type Target, type TargetName } from './lib/scenarios.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-const profiles: Record<'full' | 'quick', Profile> = {
+const plans: Record<'full' | 'quick', LoadPlan> = {
   full: { rounds: 3, seconds: 10, latencySeconds: 15, warmUpSeconds: 2, sse: { streams: 1000, tokens: 200, intervalMs: 50, rampMs: 1000 } },
   quick: { rounds: 1, seconds: 3, latencySeconds: 4, warmUpSeconds: 1, sse: { streams: 200, tokens: 40, intervalMs: 50, rampMs: 500 } },
 };
@@ -40,8 +40,8 @@ const program = new Command('bench')
 program.parse();
 const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string }>();
 
-const profile: Profile = { ...profiles[opts.quick === true ? 'quick' : 'full'] };
-if (opts.rounds !== undefined) profile.rounds = positiveInt(opts.rounds, '--rounds');
+const plan: LoadPlan = { ...plans[opts.quick === true ? 'quick' : 'full'] };
+if (opts.rounds !== undefined) plan.rounds = positiveInt(opts.rounds, '--rounds');
 const workers = positiveInt(opts.workers, '--workers');
 const wanted = opts.scenarios.split(',').map((s) => s.trim().toUpperCase());
 const selected = scenarios.filter((s) => wanted.includes(s.id));
@@ -127,10 +127,10 @@ const targets: Record<TargetName, Target> = {
   'llm-proxy': { name: 'llm-proxy', port: proxyPort, pids: await processTree(proxy.pid) },
 };
 
-const ctx: BenchContext = { dir, caFile: certs.caFile, clientKey, mock, smallBodyFile, smallBody, largeBodyFile, largeBodyBytes, largeBodyCrc: crc32(largeBody), profile };
+const ctx: BenchContext = { dir, caFile: certs.caFile, clientKey, mock, smallBodyFile, smallBody, largeBodyFile, largeBodyBytes, largeBodyCrc: crc32(largeBody), plan };
 const meta = {
   startedAt: new Date().toISOString(),
-  profile: opts.quick === true ? 'quick' : 'full',
+  plan: opts.quick === true ? 'quick' : 'full',
   workers,
   cpus: cpus().length,
   cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -141,9 +141,9 @@ const meta = {
   h2load: versionOf('h2load', ['--version']),
   commit: versionOf('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
   proxyNodeFlags: nodeFlags,
-  settings: profile,
+  settings: plan,
 };
-say(`llm-proxy bench (${meta.profile}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
+say(`llm-proxy bench (${meta.plan}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
 say(`node ${meta.node}, ${meta.nginx}, load average ${meta.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
 
 const summaries: ScenarioSummary[] = [];
@@ -157,11 +157,11 @@ try {
     say(`${scenario.id} ${scenario.title}`);
     for (const name of targetNames) await scenario.run(targets[name], ctx, true);
     const rounds: Round[] = [];
-    for (let i = 0; i < profile.rounds && !interrupted; i++) {
+    for (let i = 0; i < plan.rounds && !interrupted; i++) {
       const round = {} as Round;
       for (const name of targetNames) {
         round[name] = await scenario.run(targets[name], ctx, false);
-        say(`  round ${i + 1}/${profile.rounds} ${name.padEnd(9)} ${Object.entries(round[name]).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(3)}`).join(' ')}`);
+        say(`  round ${i + 1}/${plan.rounds} ${name.padEnd(9)} ${Object.entries(round[name]).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(3)}`).join(' ')}`);
       }
       rounds.push(round);
     }

@@ -6,7 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, toolFailure } from './run-tool.js';
 
-export interface NginxOptions {
+/** What both proxies under test are given: where to run, listen and forward, and with what. */
+export interface ProxyUnderTestOptions {
   dir: string;
   port: number;
   upstreamPort: number;
@@ -14,6 +15,8 @@ export interface NginxOptions {
   certFile: string;
   keyFile: string;
 }
+
+export type NginxOptions = ProxyUnderTestOptions;
 
 export interface NginxProcess {
   readonly pid: number;

@@ -6,16 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import type { ProxyUnderTestOptions } from './nginx.js';
 
 const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
-export interface ProxyOptions {
-  dir: string;
-  port: number;
-  upstreamPort: number;
-  workers: number;
-  certFile: string;
-  keyFile: string;
+export interface ProxyOptions extends ProxyUnderTestOptions {
   clientKey: string;
   /** Extra node flags for every proxy process, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];

@@ -21,7 +21,7 @@ export interface Target {
   readonly pids: readonly number[];
 }
 
-export interface Profile {
+export interface LoadPlan {
   rounds: number;
   /** Length of a throughput run (S1, S2, S5). */
   seconds: number;
@@ -41,7 +41,7 @@ export interface BenchContext {
   readonly largeBodyFile: string;
   readonly largeBodyBytes: number;
   readonly largeBodyCrc: number;
-  readonly profile: Profile;
+  readonly plan: LoadPlan;
 }
 
 export type Measure = Record<string, number>;
@@ -87,7 +87,7 @@ const s1: Scenario = {
         url: url(target),
         connections: 64,
         threads: 2,
-        seconds: warmUp ? ctx.profile.warmUpSeconds : ctx.profile.seconds,
+        seconds: warmUp ? ctx.plan.warmUpSeconds : ctx.plan.seconds,
         headers: headers(ctx),
         bodyFile: ctx.smallBodyFile,
       }),
@@ -104,7 +104,7 @@ const s2: Scenario = {
         clients: 16,
         streams: 10,
         threads: 2,
-        seconds: warmUp ? ctx.profile.warmUpSeconds : ctx.profile.seconds,
+        seconds: warmUp ? ctx.plan.warmUpSeconds : ctx.plan.seconds,
         warmUpSeconds: 0,
         headers: headers(ctx),
         bodyFile: ctx.smallBodyFile,
@@ -123,7 +123,7 @@ const s3: Scenario = {
         clients: 10,
         streams: 1,
         threads: 1,
-        seconds: warmUp ? ctx.profile.warmUpSeconds : ctx.profile.latencySeconds,
+        seconds: warmUp ? ctx.plan.warmUpSeconds : ctx.plan.latencySeconds,
         warmUpSeconds: 0,
         headers: headers(ctx),
         bodyFile: ctx.smallBodyFile,
@@ -153,7 +153,7 @@ const s4: Scenario = {
   id: 'S4',
   title: 'streaming: concurrent SSE streams, HTTP/1.1 (Node client timing every event)',
   async run(target, ctx, warmUp) {
-    const sse = warmUp ? { ...ctx.profile.sse, streams: Math.min(100, ctx.profile.sse.streams), tokens: 10 } : ctx.profile.sse;
+    const sse = warmUp ? { ...ctx.plan.sse, streams: Math.min(100, ctx.plan.sse.streams), tokens: 10 } : ctx.plan.sse;
     const sampler = sampleResidentPeak(target.pids);
     const cpuBefore = await cpuMillis(target.pids);
     const mockBefore = await ctx.mock.stats();
@@ -202,7 +202,7 @@ const s5: Scenario = {
         url: url(target),
         connections: 16,
         threads: 2,
-        seconds: warmUp ? ctx.profile.warmUpSeconds : ctx.profile.seconds,
+        seconds: warmUp ? ctx.plan.warmUpSeconds : ctx.plan.seconds,
         headers: [...headers(ctx), `x-body-crc32: ${ctx.largeBodyCrc}`],
         bodyFile: ctx.largeBodyFile,
       }),

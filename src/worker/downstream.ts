@@ -23,7 +23,8 @@ export interface Downstream {
   bytesOut: number;
   /** Collects the request body up to `limit` bytes; null when the request has none. */
   readBody(limit: number, done: (result: BodyResult) => void): void;
-  respond(status: number, headers: OutgoingHeaders): void;
+  /** `eventStream`: send the head now rather than with the first body bytes. */
+  respond(status: number, headers: OutgoingHeaders, eventStream?: boolean): void;
   write(chunk: Buffer): boolean;
   onceDrain(listener: () => void): void;
   end(chunk?: string | Buffer): void;
@@ -168,10 +169,10 @@ export class H1Downstream implements Downstream {
     readAll(this.req, limit, this, done);
   }
 
-  respond(status: number, headers: OutgoingHeaders): void {
+  respond(status: number, headers: OutgoingHeaders, eventStream = false): void {
     this.res.writeHead(status, headers);
     // An event stream's headers go out now: the client should not wait for the first token to see them.
-    if (headers['content-type']?.includes('text/event-stream') === true) this.res.flushHeaders();
+    if (eventStream) this.res.flushHeaders();
   }
 
   write(chunk: Buffer): boolean {

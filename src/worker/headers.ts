@@ -61,7 +61,7 @@ export function buildUpstreamHeaders(raw: readonly string[], route: CompiledRout
   return out;
 }
 
-export function buildResponseHeaders(upstream: IncomingHttpHeaders): OutgoingHeaders {
+export function buildResponseHeaders(upstream: IncomingHttpHeaders, eventStream: boolean): OutgoingHeaders {
   const connection = upstream.connection;
   const listed = connectionListed(Array.isArray(connection) ? connection.join(',') : connection);
   const out: OutgoingHeaders = {};
@@ -70,8 +70,7 @@ export function buildResponseHeaders(upstream: IncomingHttpHeaders): OutgoingHea
     if (value === undefined || responseHopByHop.has(name) || listed?.has(name) === true) continue;
     out[name] = value;
   }
-  const type = out['content-type'];
   // An nginx in front of us would otherwise buffer the event stream.
-  if (typeof type === 'string' && type.includes('text/event-stream')) out['x-accel-buffering'] = 'no';
+  if (eventStream) out['x-accel-buffering'] = 'no';
   return out;
 }

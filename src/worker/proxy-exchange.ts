@@ -134,7 +134,7 @@ function forward(
       const type = headers['content-type'];
       eventStream = typeof type === 'string' && type.includes('text/event-stream');
       try {
-        down.respond(statusCode, buildResponseHeaders(headers));
+        down.respond(statusCode, buildResponseHeaders(headers, eventStream), eventStream);
       } catch {
         // Node refuses header values HTTP cannot carry; the upstream answer is unusable as sent.
         record.reason = 'invalid upstream response headers';

@@ -22,6 +22,18 @@ export interface RecordedRequest {
   responseChunks: { at: number; bytes: Buffer }[];
 }
 
+const credentialHeaderNames = ['authorization', 'x-api-key', 'x-goog-api-key'];
+
+/** Every credential header the upstream received, lower-cased name and value, in arrival order. */
+export function credentialsIn(recorded: RecordedRequest): [string, string][] {
+  const found: [string, string][] = [];
+  for (let i = 0; i < recorded.rawHeaders.length; i += 2) {
+    const name = (recorded.rawHeaders[i] as string).toLowerCase();
+    if (credentialHeaderNames.includes(name)) found.push([name, recorded.rawHeaders[i + 1] as string]);
+  }
+  return found;
+}
+
 export interface MockProvider {
   readonly port: number;
   readonly url: string;

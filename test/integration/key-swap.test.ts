@@ -2,7 +2,7 @@
 // Host is the endpoint; method, path, query, other headers and body arrive byte for byte.
 import { expect } from 'chai';
 import { h1Request, h2Request, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
-import { type RecordedRequest } from '../helpers/mock-provider.js';
+import { credentialsIn, type RecordedRequest } from '../helpers/mock-provider.js';
 import { useProxyFixture } from '../helpers/proxy-fixture.js';
 
 const clientKey = 'client-test-keyswap-0001';
@@ -11,7 +11,6 @@ const upstreamKeys = {
   anthropic: 'sk-ant-test-keyswap-upstream-0001',
   gemini: 'gm-test-keyswap-gemini-upstream-0001',
 };
-const credentialHeaders = ['authorization', 'x-api-key', 'x-goog-api-key'];
 // Not valid UTF-8, and a CR LF inside: a body that any re-encoding would change.
 const body = Buffer.concat([Buffer.from('{"model":"m","messages":[]}\r\n'), Buffer.from([0xff, 0xfe, 0x00, 0x80])]);
 
@@ -36,14 +35,6 @@ describe('key swap and byte-for-byte forwarding', function () {
     return last;
   }
 
-  function credentials(recorded: RecordedRequest): [string, string][] {
-    const found: [string, string][] = [];
-    for (let i = 0; i < recorded.rawHeaders.length; i += 2) {
-      const name = (recorded.rawHeaders[i] as string).toLowerCase();
-      if (credentialHeaders.includes(name)) found.push([name, recorded.rawHeaders[i + 1] as string]);
-    }
-    return found;
-  }
 
   function expectForwardedIntact(recorded: RecordedRequest, target: string): void {
     expect(recorded.method).to.equal('POST');
@@ -66,7 +57,7 @@ describe('key swap and byte-for-byte forwarding', function () {
         expect(res.status).to.equal(200);
         const recorded = lastUpstreamRequest();
         expectForwardedIntact(recorded, target);
-        expect(credentials(recorded)).to.deep.equal([['authorization', `Bearer ${upstreamKeys.openai}`]]);
+        expect(credentialsIn(recorded)).to.deep.equal([['authorization', `Bearer ${upstreamKeys.openai}`]]);
       });
 
       it('anthropic: x-api-key becomes the upstream key', async function () {
@@ -76,13 +67,13 @@ describe('key swap and byte-for-byte forwarding', function () {
         const recorded = lastUpstreamRequest();
         expectForwardedIntact(recorded, target);
         expect(recorded.headers['anthropic-version']).to.equal('2023-06-01');
-        expect(credentials(recorded)).to.deep.equal([['x-api-key', upstreamKeys.anthropic]]);
+        expect(credentialsIn(recorded)).to.deep.equal([['x-api-key', upstreamKeys.anthropic]]);
       });
 
       it('anthropic: Authorization: Bearer (current SDKs) is stripped and replaced the same way', async function () {
         const res = await send({ host: 'anthropic.proxy.test', path: '/v1/messages', body, headers: { ...common, authorization: `Bearer ${clientKey}` } });
         expect(res.status).to.equal(200);
-        expect(credentials(lastUpstreamRequest())).to.deep.equal([['x-api-key', upstreamKeys.anthropic]]);
+        expect(credentialsIn(lastUpstreamRequest())).to.deep.equal([['x-api-key', upstreamKeys.anthropic]]);
       });
 
       it('gemini: x-goog-api-key becomes the upstream key', async function () {
@@ -91,7 +82,7 @@ describe('key swap and byte-for-byte forwarding', function () {
         expect(res.status).to.equal(200);
         const recorded = lastUpstreamRequest();
         expectForwardedIntact(recorded, target);
-        expect(credentials(recorded)).to.deep.equal([['x-goog-api-key', upstreamKeys.gemini]]);
+        expect(credentialsIn(recorded)).to.deep.equal([['x-goog-api-key', upstreamKeys.gemini]]);
       });
 
       it('gemini: ?key=<client key> is rewritten to the upstream key, the rest of the query untouched', async function () {
@@ -99,7 +90,7 @@ describe('key swap and byte-for-byte forwarding', function () {
         expect(res.status).to.equal(200);
         const recorded = lastUpstreamRequest();
         expectForwardedIntact(recorded, `/v1beta/models/gemini-pro:streamGenerateContent?alt=sse&key=${upstreamKeys.gemini}&z=1`);
-        expect(credentials(recorded)).to.deep.equal([['x-goog-api-key', upstreamKeys.gemini]]);
+        expect(credentialsIn(recorded)).to.deep.equal([['x-goog-api-key', upstreamKeys.gemini]]);
       });
 
       it('the client Host and HTTP/2-forbidden headers do not reach the upstream', async function () {

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { deadline } from '../helpers/clients.js';
-import { startMockProvider, type MockProvider, type RecordedRequest } from '../helpers/mock-provider.js';
+import { credentialsIn, startMockProvider, type MockProvider, type RecordedRequest } from '../helpers/mock-provider.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 
 const clientKey = 'client-test-sdk-key-0001';
@@ -18,7 +18,6 @@ const upstreamKeys = {
   gemini: 'gm-test-sdk-gemini-upstream-01',
 };
 const proxyAuthMessage = 'Invalid or missing API key for this proxy route.';
-const credentialHeaders = ['authorization', 'x-api-key', 'x-goog-api-key'];
 // Each SDK call gets this long; the mocha timeout (20 s) is the backstop, not the plan.
 const callMs = 5_000;
 // Streams that pace their tokens, so a proxy that buffered the body would show up as one late burst.
@@ -89,14 +88,6 @@ describe('official SDKs through the proxy', function () {
     return mock.requests.slice(before);
   }
 
-  function credentials(recorded: RecordedRequest): [string, string][] {
-    const found: [string, string][] = [];
-    for (let i = 0; i < recorded.rawHeaders.length; i += 2) {
-      const name = (recorded.rawHeaders[i] as string).toLowerCase();
-      if (credentialHeaders.includes(name)) found.push([name, recorded.rawHeaders[i + 1] as string]);
-    }
-    return found;
-  }
 
   /** Exactly one upstream request since `before`, at `pathname` with the prefix gone, carrying only the upstream key. */
   function expectOneUpstreamCall(before: number, pathname: string, credential: [string, string]): RecordedRequest {
@@ -104,7 +95,7 @@ describe('official SDKs through the proxy', function () {
     expect(sent, 'upstream requests').to.have.length(1);
     const recorded = sent[0] as RecordedRequest;
     expect(new URL(recorded.target, 'http://mock.invalid').pathname).to.equal(pathname);
-    expect(credentials(recorded)).to.deep.equal([credential]);
+    expect(credentialsIn(recorded)).to.deep.equal([credential]);
     expect(JSON.stringify(recorded.rawHeaders)).not.to.include(clientKey);
     expect(recorded.target).not.to.include(clientKey);
     return recorded;
