@@ -1,16 +1,21 @@
 // Compiles a loaded config into the snapshot workers route by: key expansion, weights, route
 // grouping and auth rules are decided here, once, not per request.
+import { createHash } from 'node:crypto';
 import { parseListenAddress, parseRouteHost } from '../shared/config/address.js';
 import type { ClientKeyEntry, ProviderConfig } from '../shared/config/schema.js';
 import { maskKey } from '../shared/log.js';
-import type { ClientKeySpec, InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
+import type { ClientKeySpec, HealthCheckSpec, InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
 import type { LoadedConfig } from './load-config.js';
 
 export interface SnapshotOverrides {
   listen?: string;
 }
 
-export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys: string, overrides: SnapshotOverrides = {}): Snapshot {
+/**
+ * `workers`: the resolved worker count (the config may say `auto`, which needs the cgroup read the
+ * caller does).
+ */
+export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys: string, workers: number, overrides: SnapshotOverrides = {}): Snapshot {
   const { config } = loaded;
   const listen = parseListenAddress(overrides.listen ?? config.listen);
   if (!listen) throw new Error(`invalid listen address ${overrides.listen ?? config.listen}`);
@@ -38,7 +43,7 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
       route.authRequired = true;
       route.clientKeys.push(...provider.auth_keys.map(toClientKey));
     }
-    route.instances.push(...expandInstances(provider, providerIndex, loaded.caPems));
+    route.instances.push(...expandInstances(provider, providerIndex, routeKey, loaded.caPems));
   });
 
   return {
@@ -55,6 +60,11 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
       shutdownMs: config.timeouts.shutdown * 1000,
     },
     limits: { maxBodyBytes: config.limits.max_body_bytes, maxHeaderBytes: config.limits.max_header_bytes },
+    retries: { attempts: config.retries.attempts, on: [...config.retries.on] },
+    circuitBreaker: { consecutiveFailures: config.circuit_breaker.consecutive_failures, cooldownMs: config.circuit_breaker.cooldown * 1000 },
+    // The original never paused between rounds at 0; one round a second is as eager as is useful.
+    healthCheckIntervalMs: config.health_check_interval > 0 ? config.health_check_interval * 1000 : 1000,
+    workers,
     log: { level: config.log.level, format: config.log.format },
     globalClientKeys,
     routes: [...routes.values()],
@@ -70,7 +80,7 @@ function toClientKey(entry: ClientKeyEntry): ClientKeySpec {
  * each key's weight is its own, else the provider's, else 1. No key at all (OpenAI only) is one
  * keyless instance that passes the client's credentials through.
  */
-function expandInstances(provider: ProviderConfig, providerIndex: number, caPems: ReadonlyMap<string, string>): InstanceSpec[] {
+function expandInstances(provider: ProviderConfig, providerIndex: number, routeKey: string, caPems: ReadonlyMap<string, string>): InstanceSpec[] {
   const keys: { key: string | undefined; weight: number | undefined }[] = [
     ...(provider.api_keys ?? []).map((entry) => ({ key: entry.key, weight: entry.weight })),
     ...(provider.api_key === undefined ? [] : typeof provider.api_key === 'string' ? [provider.api_key] : provider.api_key).map((key) => ({
@@ -80,14 +90,45 @@ function expandInstances(provider: ProviderConfig, providerIndex: number, caPems
   ];
   if (keys.length === 0) keys.push({ key: undefined, weight: undefined });
   const port = provider.port ?? (provider.tls ? 443 : 80);
+  const caPem = provider.ca_file === undefined ? undefined : caPems.get(provider.ca_file);
+  const healthCheck = toHealthCheck(provider.health_check);
   return keys.map(({ key, weight }, keyIndex) => ({
+    id: instanceId(routeKey, provider, port, caPem, key),
     name: keys.length > 1 ? `${provider.endpoint}#${providerIndex}.${keyIndex}` : `${provider.endpoint}#${providerIndex}`,
     endpoint: provider.endpoint,
     port,
     tls: provider.tls,
     http2: provider.http2,
-    caPem: provider.ca_file === undefined ? undefined : caPems.get(provider.ca_file),
+    caPem,
     upstreamKey: key,
     weight: weight ?? provider.weight ?? 1,
+    healthCheck,
   }));
+}
+
+/** Same route, upstream, trust and key: the same instance, whatever its position in the file. */
+function instanceId(routeKey: string, provider: ProviderConfig, port: number, caPem: string | undefined, key: string | undefined): string {
+  const digest = createHash('sha256');
+  for (const part of [routeKey, provider.endpoint, String(port), String(provider.tls), String(provider.http2), caPem ?? '', key ?? '']) {
+    digest.update(part).update('\0');
+  }
+  return digest.digest('base64url').slice(0, 16);
+}
+
+function toHealthCheck(check: ProviderConfig['health_check']): HealthCheckSpec | undefined {
+  if (check === undefined) return undefined;
+  const headers: string[] = [];
+  for (const line of check.headers ?? []) {
+    const colon = line.indexOf(':');
+    headers.push(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return {
+    method: check.method.toUpperCase(),
+    path: check.path,
+    body: check.body,
+    headers,
+    timeoutMs: check.timeout * 1000,
+    healthyThreshold: check.healthy_threshold,
+    unhealthyThreshold: check.unhealthy_threshold,
+  };
 }

@@ -45,7 +45,7 @@ export async function runCli(argv: string[], version: string): Promise<void> {
       try {
         const loaded = await loadConfig(opts.config);
         for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
-        const snapshot = buildSnapshot(loaded, 1, '');
+        const snapshot = buildSnapshot(loaded, 1, '', 1);
         const instances = snapshot.routes.reduce((sum, route) => sum + route.instances.length, 0);
         const clientKeys = new Set([...snapshot.globalClientKeys, ...snapshot.routes.flatMap((route) => route.clientKeys)].map((k) => k.key)).size;
         process.stdout.write(

@@ -1,11 +1,14 @@
-// The primary process: loads and validates the config, starts the workers, reloads on SIGHUP and
-// drains on SIGTERM/SIGINT. It never proxies traffic itself.
+// The primary process: loads and validates the config, starts the workers, owns health (active
+// probes and the circuit breaker), reloads on SIGHUP and drains on SIGTERM/SIGINT. It never proxies
+// traffic itself.
 import { ConfigError } from '../shared/config/parse.js';
 import { formatHostPort } from '../shared/config/address.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
 import { resolveWorkerCount } from './cpu-count.js';
+import { startHealthProber, type HealthProber } from './health-prober.js';
+import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
 import { createSupervisor } from './supervisor.js';
 
@@ -14,6 +17,12 @@ export interface StartOptions {
   enableHealthCheck: boolean;
   workers: number | undefined;
   listen: string | undefined;
+}
+
+/** What the control plane has done since start; read by /status and the metrics. */
+export interface ControlStats {
+  reloads: { ok: number; failed: number };
+  lastReloadError: string | undefined;
 }
 
 export async function runPrimary(options: StartOptions): Promise<void> {
@@ -31,14 +40,27 @@ export async function runPrimary(options: StartOptions): Promise<void> {
 
   const overrides: SnapshotOverrides = options.listen === undefined ? {} : { listen: options.listen };
   const ticketKeys = createTicketKeys();
-  let version = 1;
-  let snapshot: Snapshot = buildSnapshot(loaded, version, ticketKeys, overrides);
   const workerCount = await resolveWorkerCount(options.workers ?? config.workers);
-  const supervisor = createSupervisor(log);
+  let snapshot: Snapshot = buildSnapshot(loaded, 1, ticketKeys, workerCount, overrides);
+  const stats: ControlStats = { reloads: { ok: 0, failed: 0 }, lastReloadError: undefined };
 
-  if (options.enableHealthCheck) {
-    log.warn('--enable-health-check: active health checks are not part of this build yet; every instance is treated as healthy');
-  }
+  const registry = createHealthRegistry({
+    log,
+    workerIds: () => supervisor.liveIds(),
+    onChange: () => supervisor.sendHealth(),
+  });
+  const supervisor = createSupervisor({
+    log,
+    healthTable: (workerId) => registry.tableFor(workerId),
+    onHealthReport: (report, workerId) => {
+      if (report.type === 'llm-proxy:outcomes') registry.outcomes(report.counts);
+      else if (report.type === 'llm-proxy:cool') registry.cool(report.id, report.ms);
+      else registry.trial(report.id, report.result, workerId);
+    },
+    onWorkerGone: (workerId) => registry.workerGone(workerId),
+  });
+  registry.sync(snapshot);
+  const prober: HealthProber | undefined = options.enableHealthCheck ? startHealthProber(log, registry, snapshot) : undefined;
 
   let shuttingDown = false;
   const shutdown = (signal: string) => {
@@ -50,7 +72,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     }
     shuttingDown = true;
     log.info({ signal, deadlineMs: snapshot.timeouts.shutdownMs }, 'shutting down, draining workers');
-    void supervisor.shutdown(snapshot.timeouts.shutdownMs).then(() => {
+    registry.stop();
+    void Promise.all([prober?.stop(), supervisor.shutdown(snapshot.timeouts.shutdownMs)]).then(() => {
       log.info('stopped');
       log.flush();
       process.exit(0);
@@ -59,21 +82,59 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
+  const reload = async () => {
+    const next = await loadNext(options, log, snapshot.version + 1, ticketKeys, overrides);
+    if (next === undefined || shuttingDown) {
+      if (next === undefined) stats.reloads.failed += 1;
+      return;
+    }
+    const rebinding = next.listen.host !== snapshot.listen.host || next.listen.port !== snapshot.listen.port;
+    if (rebinding) {
+      try {
+        const address = await supervisor.rebind(next, next.workers);
+        log.info({ listen: formatHostPort(address.host, address.port) }, 'listening on the new address, draining the old workers');
+      } catch (err) {
+        stats.reloads.failed += 1;
+        stats.lastReloadError = (err as Error).message;
+        log.error({ reason: (err as Error).message }, 'config reload failed, keeping the running config');
+        return;
+      }
+    }
+    const previous = snapshot;
+    snapshot = next;
+    log.level = next.log.level;
+    registry.sync(next);
+    prober?.update(next);
+    if (!rebinding) {
+      if (next.workers !== previous.workers) supervisor.resize(next.workers);
+      await supervisor.broadcast(next);
+    }
+    stats.reloads.ok += 1;
+    stats.lastReloadError = undefined;
+    log.info({ configVersion: next.version, routes: next.routes.length, workers: next.workers }, 'config applied');
+  };
+
+  // Reloads run one at a time in signal order; a burst of SIGHUPs is a queue, never a race.
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      const next = await reload(options.configFile, log, version + 1, ticketKeys, overrides, snapshot);
-      if (next === undefined) return;
-      version = next.version;
-      snapshot = next;
-      supervisor.broadcast(next);
+    if (shuttingDown) return;
+    log.info('SIGHUP: reloading the config');
+    reloading = reloading.then(reload).catch((err: unknown) => {
+      stats.reloads.failed += 1;
+      log.error({ reason: (err as Error).message }, 'config reload failed, keeping the running config');
     });
   });
 
   try {
     const address = await supervisor.start(snapshot, workerCount);
     log.info(
-      { listen: formatHostPort(address.host, address.port), workers: workerCount, routes: snapshot.routes.length, configVersion: version },
+      {
+        listen: formatHostPort(address.host, address.port),
+        workers: workerCount,
+        routes: snapshot.routes.length,
+        configVersion: snapshot.version,
+        healthChecks: options.enableHealthCheck,
+      },
       'ready',
     );
   } catch (err) {
@@ -84,24 +145,19 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   }
 }
 
-async function reload(
-  file: string,
+/** Reads and validates the config again; undefined (after logging why) when it cannot be used. */
+async function loadNext(
+  options: StartOptions,
   log: Logger,
   version: number,
   ticketKeys: string,
   overrides: SnapshotOverrides,
-  current: Snapshot,
 ): Promise<Snapshot | undefined> {
   try {
-    const loaded = await loadConfig(file);
+    const loaded = await loadConfig(options.configFile);
     for (const warning of loaded.warnings) log.warn({ warning }, 'config warning');
-    const next = buildSnapshot(loaded, version, ticketKeys, overrides);
-    if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
-      log.warn({ listen: formatHostPort(next.listen.host, next.listen.port) }, 'listen address changes need a restart; keeping the old one');
-      next.listen = current.listen;
-    }
-    log.info({ configVersion: version, routes: next.routes.length }, 'config reloaded');
-    return next;
+    const workers = await resolveWorkerCount(options.workers ?? loaded.config.workers);
+    return buildSnapshot(loaded, version, ticketKeys, workers, overrides);
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues.length : 1;
     log.error({ reason: (err as Error).message, issues }, 'config reload failed, keeping the running config');

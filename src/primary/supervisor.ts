@@ -1,119 +1,285 @@
-// Forks the workers, hands each the current snapshot, notices when all listen, and replaces a worker
-// that dies (with growing back-off while it keeps dying young) so one crash costs only its requests.
+// Forks the workers and keeps the wanted number of them serving: hands each the current snapshot
+// and health table, replaces one that dies (with growing back-off while they keep dying young),
+// grows or shrinks the set on reload, and moves it to a new listen address by starting a new
+// generation before draining the old one.
 import cluster, { type Worker } from 'node:cluster';
-import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
+import { dispatchMessage, type HealthTable, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { workerExecArgv } from './worker-flags.js';
 
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+export interface WorkerInfo {
+  id: number;
+  pid: number | undefined;
+  startedAt: number;
+  listening: boolean;
+  retiring: boolean;
+  snapshotVersion: number;
+}
+
+type HealthReport = Extract<WorkerMessage, { type: 'llm-proxy:outcomes' | 'llm-proxy:cool' | 'llm-proxy:trial' }>;
+
+export interface SupervisorOptions {
+  log: Logger;
+  healthTable(workerId: number): HealthTable;
+  onHealthReport(report: HealthReport, workerId: number): void;
+  onWorkerGone(workerId: number): void;
+}
+
 export interface Supervisor {
-  /** Resolves with the bound address once every worker listens; rejects if one cannot. */
-  start(snapshot: Snapshot, count: number): Promise<{ host: string; port: number }>;
-  broadcast(snapshot: Snapshot): void;
+  /** Resolves with the bound address once `count` workers listen; rejects if one cannot. */
+  start(snapshot: Snapshot, count: number): Promise<BoundAddress>;
+  /** Sends a snapshot to every worker; resolves once all serving workers applied it (or 5 s passed). */
+  broadcast(snapshot: Snapshot): Promise<void>;
+  /** Sends every worker its health table. */
+  sendHealth(): void;
+  /** Forks or retires workers until `count` serve. */
+  resize(count: number): void;
+  /** Starts `count` workers on the snapshot's listen address, then drains the old ones; rejects (old ones untouched) if they cannot listen. */
+  rebind(snapshot: Snapshot, count: number): Promise<BoundAddress>;
   /** Asks every worker to drain; resolves when all have exited (killed at the deadline + grace). */
   shutdown(deadlineMs: number): Promise<void>;
   killAll(): void;
-  readonly workerCount: number;
+  workers(): WorkerInfo[];
+  liveIds(): number[];
+  readonly restarts: number;
+}
+
+interface Member {
+  worker: Worker;
+  generation: number;
+  startedAt: number;
+  listening: boolean;
+  retiring: boolean;
+  appliedVersion: number;
+}
+
+interface ListenWaiter {
+  generation: number;
+  count: number;
+  resolve(address: BoundAddress): void;
+  reject(err: Error): void;
 }
 
 const youngDeathMs = 10_000;
 const maxBackoffMs = 10_000;
+const applyWaitMs = 5_000;
 
-export function createSupervisor(log: Logger): Supervisor {
+export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGone }: SupervisorOptions): Supervisor {
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
+  const members = new Map<number, Member>();
   let snapshot: Snapshot | undefined;
+  let generation = 0;
   let stopping = false;
   let rapidDeaths = 0;
-  const startedAt = new Map<number, number>();
-  const listening = new Set<number>();
-  let readyWaiter: { resolve: (address: { host: string; port: number }) => void; reject: (err: Error) => void; count: number } | undefined;
-  let boundAddress: { host: string; port: number } | undefined;
+  let restarts = 0;
+  let pendingForks = 0;
+  let listenWaiter: ListenWaiter | undefined;
+  let applyWaiters: { version: number; resolve(): void }[] = [];
+  let boundAddress: BoundAddress | undefined;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
   };
+  const serving = () => [...members.values()].filter((member) => !member.retiring);
 
-  const fork = () => {
+  const checkApplied = () => {
+    const live = serving();
+    applyWaiters = applyWaiters.filter((waiter) => {
+      if (live.some((member) => member.appliedVersion < waiter.version)) return true;
+      waiter.resolve();
+      return false;
+    });
+  };
+
+  const checkListening = () => {
+    const waiter = listenWaiter;
+    if (waiter === undefined) return;
+    const ready = [...members.values()].filter((member) => member.generation === waiter.generation && member.listening && !member.retiring);
+    if (ready.length < waiter.count || boundAddress === undefined) return;
+    listenWaiter = undefined;
+    waiter.resolve(boundAddress);
+  };
+
+  const retire = (member: Member, deadlineMs: number) => {
+    if (member.retiring) return;
+    member.retiring = true;
+    send(member.worker, { type: 'llm-proxy:shutdown', deadlineMs });
+    const killer = setTimeout(() => member.worker.process.kill('SIGKILL'), deadlineMs + 2_000);
+    killer.unref();
+    member.worker.once('exit', () => clearTimeout(killer));
+  };
+
+  const fork = (memberGeneration: number) => {
     const worker = cluster.fork();
-    startedAt.set(worker.id, Date.now());
+    const member: Member = { worker, generation: memberGeneration, startedAt: Date.now(), listening: false, retiring: false, appliedVersion: 0 };
+    members.set(worker.id, member);
     worker.on('message', (raw: unknown) =>
       dispatchMessage<WorkerMessage>(raw, {
         'llm-proxy:hello': () => {
-          if (snapshot) send(worker, { type: 'llm-proxy:snapshot', snapshot });
+          if (snapshot === undefined) return;
+          send(worker, { type: 'llm-proxy:snapshot', snapshot });
+          send(worker, { type: 'llm-proxy:health', health: healthTable(worker.id) });
         },
         'llm-proxy:listening': (message) => {
-          listening.add(worker.id);
-          boundAddress ??= message.address;
-          if (readyWaiter && listening.size >= readyWaiter.count) {
-            readyWaiter.resolve(boundAddress);
-            readyWaiter = undefined;
-          }
+          member.listening = true;
+          member.appliedVersion = message.version;
+          if (member.generation === generation) boundAddress = message.address;
+          log.debug({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
+          checkListening();
+          checkApplied();
+        },
+        'llm-proxy:snapshot-applied': (message) => {
+          member.appliedVersion = Math.max(member.appliedVersion, message.version);
+          checkApplied();
         },
         'llm-proxy:fatal': (message) => {
           log.error({ worker: worker.id, reason: message.message }, 'worker failed');
-          if (readyWaiter) {
-            readyWaiter.reject(new Error(message.message));
-            readyWaiter = undefined;
+          if (listenWaiter !== undefined && member.generation === listenWaiter.generation) {
+            const waiter = listenWaiter;
+            listenWaiter = undefined;
+            waiter.reject(new Error(message.message));
           }
         },
+        'llm-proxy:outcomes': (message) => onHealthReport(message, worker.id),
+        'llm-proxy:cool': (message) => onHealthReport(message, worker.id),
+        'llm-proxy:trial': (message) => onHealthReport(message, worker.id),
       }),
     );
     worker.once('exit', (code, signal) => {
-      listening.delete(worker.id);
-      const lived = Date.now() - (startedAt.get(worker.id) ?? 0);
-      startedAt.delete(worker.id);
-      if (stopping) return;
+      members.delete(worker.id);
+      onWorkerGone(worker.id);
+      checkApplied();
+      if (stopping || member.retiring) return;
+      const lived = Date.now() - member.startedAt;
       rapidDeaths = lived < youngDeathMs ? rapidDeaths + 1 : 0;
+      restarts += 1;
       const delay = rapidDeaths === 0 ? 0 : Math.min(maxBackoffMs, 100 * 2 ** (rapidDeaths - 1));
       log.error({ worker: worker.id, pid: worker.process.pid, exitCode: code, signal, restartInMs: delay }, 'worker exited unexpectedly, replacing it');
+      pendingForks += 1;
       setTimeout(() => {
-        if (!stopping) fork();
+        pendingForks -= 1;
+        // A reload may have changed the generation or the count meanwhile; replace into the current one.
+        if (!stopping && serving().length + pendingForks < (snapshot?.workers ?? 0)) fork(generation);
       }, delay).unref();
     });
-    return worker;
+    return member;
   };
 
-  const workers = () => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+  const forkGeneration = (count: number): Promise<BoundAddress> => {
+    generation += 1;
+    const waiting = new Promise<BoundAddress>((resolve, reject) => {
+      listenWaiter = { generation, count, resolve, reject };
+    });
+    for (let i = 0; i < count; i++) fork(generation);
+    return waiting;
+  };
 
   return {
-    get workerCount() {
-      return workers().length;
+    get restarts() {
+      return restarts;
     },
     start(first, count) {
       snapshot = first;
-      return new Promise((resolve, reject) => {
-        readyWaiter = { resolve, reject, count };
-        for (let i = 0; i < count; i++) fork();
-      });
+      return forkGeneration(count);
     },
     broadcast(next) {
       snapshot = next;
-      for (const worker of workers()) send(worker, { type: 'llm-proxy:snapshot', snapshot: next });
+      for (const member of members.values()) send(member.worker, { type: 'llm-proxy:snapshot', snapshot: next });
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn({ configVersion: next.version }, 'not every worker confirmed the new config within 5 s');
+          resolve();
+        }, applyWaitMs);
+        timer.unref();
+        applyWaiters.push({
+          version: next.version,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+        checkApplied();
+      });
+    },
+    sendHealth() {
+      for (const member of members.values()) send(member.worker, { type: 'llm-proxy:health', health: healthTable(member.worker.id) });
+    },
+    resize(count) {
+      const live = serving();
+      if (live.length < count) {
+        log.info({ from: live.length, to: count }, 'adding workers');
+        for (let i = live.length; i < count; i++) fork(generation);
+      } else if (live.length > count) {
+        log.info({ from: live.length, to: count }, 'retiring workers');
+        const newestFirst = live.sort((a, b) => b.startedAt - a.startedAt);
+        for (const member of newestFirst.slice(0, live.length - count)) retire(member, snapshot?.timeouts.shutdownMs ?? 30_000);
+      }
+    },
+    async rebind(next, count) {
+      const previous = snapshot;
+      const previousGeneration = generation;
+      const old = serving();
+      snapshot = next;
+      try {
+        const address = await forkGeneration(count);
+        for (const member of old) retire(member, next.timeouts.shutdownMs);
+        for (const member of members.values()) if (member.generation !== generation && !member.retiring) retire(member, next.timeouts.shutdownMs);
+        // The old generation drains with the routes it had; only the new one needs the new snapshot.
+        return address;
+      } catch (err) {
+        snapshot = previous;
+        for (const member of members.values()) {
+          if (member.generation !== generation) continue;
+          member.retiring = true;
+          member.worker.process.kill('SIGKILL');
+        }
+        generation = previousGeneration;
+        throw err;
+      }
     },
     shutdown(deadlineMs) {
       stopping = true;
-      const alive = workers();
+      const alive = [...members.values()];
       if (alive.length === 0) return Promise.resolve();
       return new Promise((resolve) => {
         let remaining = alive.length;
         const killer = setTimeout(() => {
-          for (const worker of workers()) worker.process.kill('SIGKILL');
+          for (const member of members.values()) member.worker.process.kill('SIGKILL');
         }, deadlineMs + 2_000);
-        for (const worker of alive) {
-          worker.once('exit', () => {
+        for (const member of alive) {
+          member.worker.once('exit', () => {
             remaining -= 1;
             if (remaining === 0) {
               clearTimeout(killer);
               resolve();
             }
           });
-          send(worker, { type: 'llm-proxy:shutdown', deadlineMs });
+          send(member.worker, { type: 'llm-proxy:shutdown', deadlineMs });
         }
       });
     },
     killAll() {
       stopping = true;
-      for (const worker of workers()) worker.process.kill('SIGKILL');
+      for (const member of members.values()) member.worker.process.kill('SIGKILL');
+    },
+    workers() {
+      return [...members.values()].map((member) => ({
+        id: member.worker.id,
+        pid: member.worker.process.pid,
+        startedAt: member.startedAt,
+        listening: member.listening,
+        retiring: member.retiring,
+        snapshotVersion: member.appliedVersion,
+      }));
+    },
+    liveIds() {
+      return serving().map((member) => member.worker.id);
     },
   };
 }

@@ -1,6 +1,6 @@
 // Every error the proxy answers by itself, in one table: status, a provider-neutral kind that each
 // provider table maps to its own error type, the short access-log flag (Envoy style) and the message.
-export type ErrorKind = 'invalid_request' | 'authentication' | 'not_found' | 'too_large' | 'upstream' | 'timeout';
+export type ErrorKind = 'invalid_request' | 'authentication' | 'not_found' | 'too_large' | 'upstream' | 'unavailable' | 'rate_limited' | 'timeout';
 
 export interface ProxyErrorSpec {
   status: number;
@@ -19,6 +19,13 @@ export const proxyErrors = {
   upstream_unreachable: { status: 502, kind: 'upstream', flag: 'UF', message: 'Upstream provider unreachable.' },
   upstream_protocol: { status: 502, kind: 'upstream', flag: 'UP', message: 'Upstream provider sent an invalid response.' },
   upstream_timeout: { status: 504, kind: 'timeout', flag: 'UT', message: 'Upstream provider timed out.' },
+  upstream_rate_limited: {
+    status: 429,
+    kind: 'rate_limited',
+    flag: 'RL',
+    message: 'Every upstream key of this route is rate limited by the provider; retry after the time given.',
+  },
+  no_healthy_upstream: { status: 503, kind: 'unavailable', flag: 'UH', message: 'No healthy upstream instance for this route; retry later.' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorCode = keyof typeof proxyErrors;

@@ -8,7 +8,24 @@ export interface ClientKeySpec {
   label: string;
 }
 
+/** The active probe of an instance, resolved from the provider's `health_check`. */
+export interface HealthCheckSpec {
+  method: string;
+  path: string;
+  body: string | undefined;
+  /** Flat [name, value, ...] as configured; the upstream key is added per instance. */
+  headers: string[];
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+}
+
 export interface InstanceSpec {
+  /**
+   * Identity that survives reloads while the instance is unchanged (route, upstream and a digest of
+   * the key): health state is keyed on it. Not secret, but never shown either.
+   */
+  id: string;
   /** Stable display name (never the key): endpoint plus provider and key position. */
   name: string;
   endpoint: string;
@@ -18,6 +35,8 @@ export interface InstanceSpec {
   caPem: string | undefined;
   upstreamKey: string | undefined;
   weight: number;
+  /** undefined: probed with a TCP (and TLS) connect. */
+  healthCheck: HealthCheckSpec | undefined;
 }
 
 export interface RouteSpec {
@@ -47,6 +66,12 @@ export interface Snapshot {
     shutdownMs: number;
   };
   limits: { maxBodyBytes: number; maxHeaderBytes: number };
+  retries: { attempts: number; on: number[] };
+  circuitBreaker: { consecutiveFailures: number; cooldownMs: number };
+  /** Between active probe rounds (when --enable-health-check is given). */
+  healthCheckIntervalMs: number;
+  /** Worker processes wanted, already resolved from `auto` and the --workers flag. */
+  workers: number;
   log: { level: string; format: 'json' | 'pretty' };
   globalClientKeys: ClientKeySpec[];
   routes: RouteSpec[];

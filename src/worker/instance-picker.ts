@@ -1,27 +1,31 @@
 // Weighted random choice, drawn once per attempt (the original drew several times per request and
 // could mix one instance's host with another's key).
 export interface WeightedPicker<T> {
-  pick(random?: number): T;
+  readonly size: number;
+  /** `exclude`: the instance just tried; skipped whenever another one exists. */
+  pick(exclude?: T, random?: number): T;
 }
 
 export function createWeightedPicker<T>(items: readonly T[], weightOf: (item: T) => number): WeightedPicker<T> {
   const first = items[0];
-  if (first === undefined) throw new Error('a route needs at least one instance');
-  if (items.length === 1) return { pick: () => first };
-  const cumulative: number[] = [];
-  let total = 0;
-  for (const item of items) {
-    total += weightOf(item);
-    cumulative.push(total);
-  }
+  if (first === undefined) throw new Error('a picker needs at least one item');
+  if (items.length === 1) return { size: 1, pick: () => first };
+  const weights = items.map(weightOf);
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
   return {
-    pick(random = Math.random()) {
-      const target = random * total;
+    size: items.length,
+    pick(exclude, random = Math.random()) {
+      const skip = exclude === undefined ? -1 : items.indexOf(exclude);
+      const target = random * (skip === -1 ? total : total - (weights[skip] as number));
+      let cumulative = 0;
       // Linear scan: routes have a handful of instances, where it beats a binary search.
-      for (let i = 0; i < cumulative.length; i++) {
-        if (target < (cumulative[i] as number)) return items[i] as T;
+      for (let i = 0; i < items.length; i++) {
+        if (i === skip) continue;
+        cumulative += weights[i] as number;
+        if (target < cumulative) return items[i] as T;
       }
-      return items[items.length - 1] as T;
+      // Rounding at the top end: the last item that is not skipped.
+      return items[skip === items.length - 1 ? items.length - 2 : items.length - 1] as T;
     },
   };
 }

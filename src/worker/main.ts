@@ -5,10 +5,12 @@ import cluster from 'node:cluster';
 import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
+import { createOutcomeReporter } from './outcome-reporter.js';
 import { handleExchange, type ExchangeContext } from './proxy-exchange.js';
 import { compileRouteTable } from './route-table.js';
 import { createProxyServer, type ProxyServer } from './server.js';
 import { createUpstreamPools } from './upstream-pools.js';
+import { createWorkerHealth } from './worker-health.js';
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -20,11 +22,15 @@ export function runWorker(): void {
   let snapshot: Snapshot | undefined;
   let draining = false;
   const pools = createUpstreamPools(() => (snapshot as Snapshot).timeouts);
+  const outcomes = createOutcomeReporter(send);
+  const health = createWorkerHealth((id) => outcomes.trial(id, 'declined'));
   const idPrefix = `${randomBytes(3).toString('hex')}${(cluster.worker?.id ?? 0).toString(36)}`;
   let counter = 0;
   const context: { -readonly [K in keyof ExchangeContext]: ExchangeContext[K] } = {
     routeTable: undefined as unknown as ExchangeContext['routeTable'],
     log: undefined as unknown as Logger,
+    outcomes,
+    health,
     nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
   };
 
@@ -33,7 +39,7 @@ export function runWorker(): void {
     snapshot = next;
     if (log === undefined) log = createLogger({ level: next.log.level, format: next.log.format, base: { worker: cluster.worker?.id } });
     else log.level = next.log.level;
-    const routeTable = compileRouteTable(next, pools);
+    const routeTable = compileRouteTable(next, { pools, outcomes }, health);
     context.routeTable = routeTable;
     context.log = log;
     pools.retainOnly(next.routes.flatMap((route) => route.instances));
@@ -60,6 +66,7 @@ export function runWorker(): void {
       const how = await proxy.drain(deadlineMs);
       log?.info({ how }, 'worker drained');
     }
+    outcomes.flush();
     await pools.destroyAll();
     log?.flush();
     process.exit(0);
@@ -69,6 +76,9 @@ export function runWorker(): void {
     dispatchMessage<PrimaryMessage>(raw, {
       'llm-proxy:snapshot': (message) => {
         apply(message.snapshot).catch((err: unknown) => send({ type: 'llm-proxy:fatal', message: (err as Error).message }));
+      },
+      'llm-proxy:health': (message) => {
+        if (health.update(message.health)) context.routeTable?.applyHealth(health);
       },
       'llm-proxy:shutdown': (message) => void drain(message.deadlineMs),
     }),

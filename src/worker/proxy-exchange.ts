@@ -1,5 +1,6 @@
-// The request path of DESIGN section 4: route, authenticate, pick an instance, forward, stream back.
-// Everything per-route was computed when the snapshot was compiled; this code only reads it.
+// The request path of DESIGN section 4: route, authenticate, pick an instance, forward, fail over,
+// stream back. Everything per-route was computed when the snapshot was compiled; this code only
+// reads it.
 import type { Dispatcher } from 'undici';
 import { defaultErrorTable } from '../shared/providers/registry.js';
 import { proxyErrors, type ProxyErrorCode } from '../shared/errors.js';
@@ -8,15 +9,22 @@ import type { Logger } from '../shared/log.js';
 import type { Downstream } from './downstream.js';
 import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
+import type { OutcomeReporter } from './outcome-reporter.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
+import { retryAfterMs } from './retry-after.js';
 import type { CompiledInstance, CompiledRoute, RouteTable } from './route-table.js';
-import { classifyUpstreamError, upstreamErrorReason } from './upstream-errors.js';
+import { classifyUpstreamError, isConnectionLoss, upstreamErrorReason } from './upstream-errors.js';
+import type { WorkerHealth } from './worker-health.js';
 
 export interface ExchangeContext {
   readonly routeTable: RouteTable;
   readonly log: Logger;
+  readonly outcomes: OutcomeReporter;
+  readonly health: WorkerHealth;
   nextRequestId(): string;
 }
+
+type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 class ClientGoneError extends Error {
   readonly code = 'LLM_PROXY_CLIENT_GONE';
@@ -25,11 +33,22 @@ class ClientGoneError extends Error {
   }
 }
 
+class HeldTooLongError extends Error {
+  readonly code = 'LLM_PROXY_HELD_TOO_LONG';
+  constructor() {
+    super('upstream error body too long to hold for a retry');
+  }
+}
+
+// An upstream error body is a few hundred bytes; one this large is not worth keeping for a retry.
+const holdLimitBytes = 64 * 1024;
+
 /** What the access log line reports about one exchange. */
 class ExchangeRecord {
   readonly startedAt = performance.now();
   route: CompiledRoute | undefined;
   instance: CompiledInstance | undefined;
+  attempts = 0;
   ttfbMs = -1;
   status = 0;
   flag: string | undefined;
@@ -54,12 +73,13 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   const target = down.target;
   // Only origin-form targets: an absolute URL or `*` must never steer where the request goes.
   if (target.charCodeAt(0) !== 0x2f || down.authority === '') return fail(defaultErrorTable, 'bad_request');
-  const match = ctx.routeTable.lookup(down.authority, target);
+  const routeTable = ctx.routeTable;
+  const match = routeTable.lookup(down.authority, target);
   if (match === undefined) return fail(defaultErrorTable, 'no_route');
   const route = match.route;
   record.route = route;
   const table = route.table;
-  const snapshot = ctx.routeTable.snapshot;
+  const snapshot = routeTable.snapshot;
 
   if (route.spec.authRequired && !isAuthorised(down, route)) return fail(table, 'unauthorized');
   if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail(table, 'headers_too_large');
@@ -73,9 +93,22 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       down.abort();
       return writeAccessLog(ctx.log, record);
     }
-    const instance = route.picker.pick();
-    record.instance = instance;
-    forward(down, ctx, record, route, instance, match.upstreamTarget, body);
+    const exchange = new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body);
+    const trial = route.trial;
+    if (trial !== undefined) {
+      route.trial = undefined;
+      if (ctx.health.takeTrial(trial.spec.id)) return exchange.attempt(trial, true);
+    }
+    const selection = route.selection;
+    const picker = selection.picker;
+    if (picker === undefined) {
+      const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
+      record.status = proxyErrors[code].status;
+      record.flag = proxyErrors[code].flag;
+      respondWithError(down, table, code, { 'retry-after': String(selection.retryAfterS) });
+      return writeAccessLog(ctx.log, record);
+    }
+    exchange.attempt(picker.pick(), false);
   });
 }
 
@@ -95,104 +128,272 @@ function isAuthorised(down: Downstream, route: CompiledRoute): boolean {
   return false;
 }
 
-function forward(
-  down: Downstream,
-  ctx: ExchangeContext,
-  record: ExchangeRecord,
-  route: CompiledRoute,
-  instance: CompiledInstance,
-  upstreamTarget: string,
-  body: Buffer | null,
-): void {
-  const table = route.table;
-  const timeouts = ctx.routeTable.snapshot.timeouts;
-  const path =
-    table.keyQueryParam !== undefined && instance.encodedQueryKey !== undefined
-      ? replaceQueryParam(upstreamTarget, table.keyQueryParam, instance.encodedQueryKey)
-      : upstreamTarget;
+/** An upstream answer set aside for a retry; relayed after all if no later attempt gets an answer. */
+interface HeldAnswer {
+  status: number;
+  headers: UpstreamHeaders;
+  chunks: Buffer[];
+  size: number;
+}
 
-  let controller: Dispatcher.DispatchController | undefined;
-  let clientGone = false;
-  let done = false;
-  let eventStream = false;
+/**
+ * One client request across its attempts. Nothing reaches the client until an attempt's answer is
+ * chosen to be relayed, which is what makes failover invisible to it.
+ */
+class Exchange {
+  #attemptsLeft: number;
+  #current: Attempt | undefined;
+  #held: HeldAnswer | undefined;
+  #clientGone = false;
+  #finished = false;
 
-  down.onClientGone(() => {
-    if (done) return;
-    clientGone = true;
-    controller?.abort(new ClientGoneError());
-  });
+  constructor(
+    readonly down: Downstream,
+    readonly ctx: ExchangeContext,
+    readonly routeTable: RouteTable,
+    readonly record: ExchangeRecord,
+    readonly route: CompiledRoute,
+    readonly upstreamTarget: string,
+    readonly body: Buffer | null,
+  ) {
+    this.#attemptsLeft = routeTable.snapshot.retries.attempts;
+    down.onClientGone(() => {
+      if (this.#finished) return;
+      this.#clientGone = true;
+      this.#current?.abort(new ClientGoneError());
+    });
+  }
 
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(ctl) {
-      controller = ctl;
-      if (clientGone) ctl.abort(new ClientGoneError());
-    },
-    onResponseStart(ctl, statusCode, headers) {
-      if (statusCode < 200) return;
-      record.status = statusCode;
-      record.ttfbMs = performance.now() - record.startedAt;
-      const type = headers['content-type'];
-      eventStream = typeof type === 'string' && type.includes('text/event-stream');
-      try {
-        down.respond(statusCode, buildResponseHeaders(headers, eventStream), eventStream);
-      } catch {
-        // Node refuses header values HTTP cannot carry; the upstream answer is unusable as sent.
-        record.reason = 'invalid upstream response headers';
-        ctl.abort(Object.assign(new Error('invalid upstream response headers'), { code: 'UND_ERR_INFO' }));
+  get clientGone(): boolean {
+    return this.#clientGone;
+  }
+
+  attempt(instance: CompiledInstance, trial: boolean): void {
+    const { record, route, down } = this;
+    const table = route.table;
+    record.instance = instance;
+    record.attempts += 1;
+    const attempt = new Attempt(this, instance, trial);
+    this.#current = attempt;
+    const timeouts = this.routeTable.snapshot.timeouts;
+    const path =
+      table.keyQueryParam !== undefined && instance.encodedQueryKey !== undefined
+        ? replaceQueryParam(this.upstreamTarget, table.keyQueryParam, instance.encodedQueryKey)
+        : this.upstreamTarget;
+    instance.pool.dispatch(
+      {
+        path,
+        method: down.method,
+        headers: buildUpstreamHeaders(down.rawHeaders, route, instance),
+        body: this.body,
+        headersTimeout: timeouts.firstByteMs,
+        bodyTimeout: timeouts.idleMs,
+      },
+      attempt,
+    );
+  }
+
+  /** Decides at the response head: hold it and fail over, or relay it. */
+  onResponseHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
+    const instance = attempt.instance;
+    this.report(attempt, status < 500);
+    if (status === 429) {
+      const waitMs = retryAfterMs(headers);
+      if (waitMs > 0) this.ctx.outcomes.cool(instance.spec.id, waitMs);
+    }
+    if (this.#attemptsLeft > 0 && this.routeTable.retryStatuses.has(status)) {
+      const next = this.route.selection.picker?.pick(instance);
+      if (next !== undefined && next !== instance) {
+        attempt.hold({ status, headers, chunks: [], size: 0 });
+        return;
       }
-    },
-    onResponseData(ctl, chunk) {
-      if (!down.write(chunk)) {
-        ctl.pause();
-        down.onceDrain(() => ctl.resume());
+    }
+    this.relayHead(attempt, status, headers);
+  }
+
+  /** A held answer was read to its end: keep it as the fallback and try the next instance. */
+  onHeldComplete(attempt: Attempt, held: HeldAnswer): void {
+    this.#held = held;
+    this.#retryFrom(attempt.instance, false);
+  }
+
+  onAttemptError(attempt: Attempt, err: Error): void {
+    const { record, down } = this;
+    if (this.#clientGone || err instanceof ClientGoneError) {
+      this.#finished = true;
+      record.flag = 'DC';
+      down.abort();
+      return writeAccessLog(this.ctx.log, record);
+    }
+    if (attempt.mode === 'relay') return this.#failMidStream(attempt, err);
+    if (attempt.mode === 'hold') {
+      // The held answer could not be read whole; what counts is that another instance is tried.
+      return this.#retryFrom(attempt.instance, false, err);
+    }
+    this.report(attempt, false);
+    record.reason = upstreamErrorReason(err);
+    this.#retryFrom(attempt.instance, isConnectionLoss(err), err);
+  }
+
+  /** Starts the next attempt if one is left and allowed, else answers with what there is. */
+  #retryFrom(previous: CompiledInstance, sameInstanceAllowed: boolean, err?: Error): void {
+    if (this.#attemptsLeft > 0 && !this.#clientGone) {
+      const next = this.route.selection.picker?.pick(previous);
+      if (next !== undefined && (next !== previous || sameInstanceAllowed)) {
+        this.#attemptsLeft -= 1;
+        return this.attempt(next, false);
       }
-    },
-    onResponseEnd() {
-      done = true;
-      down.end();
-      writeAccessLog(ctx.log, record);
-    },
-    onResponseError(_ctl, err) {
-      done = true;
-      if (clientGone || err instanceof ClientGoneError) {
-        record.flag = 'DC';
-        down.abort();
-        return writeAccessLog(ctx.log, record);
-      }
-      record.reason = record.reason ?? upstreamErrorReason(err);
-      if (!down.headersSent) {
-        const code = classifyUpstreamError(err);
-        record.status = proxyErrors[code].status;
-        record.flag = proxyErrors[code].flag;
-        respondWithError(down, table, code);
-      } else {
-        // Mid-stream failure: never a clean end after a 200 (the client would take a cut answer as whole).
-        record.flag = 'UC';
-        const event = table.streamErrorEvent;
-        if (event !== undefined && eventStream) {
-          try {
-            down.write(Buffer.from(event('upstream stream interrupted')));
-          } catch {
-            // the stream is being cut anyway
-          }
+    }
+    const held = this.#held;
+    if (held !== undefined) return this.#relayHeld(held);
+    const { record, down } = this;
+    this.#finished = true;
+    const code = err === undefined ? 'upstream_unreachable' : classifyUpstreamError(err);
+    record.status = proxyErrors[code].status;
+    record.flag = proxyErrors[code].flag;
+    respondWithError(down, this.route.table, code);
+    writeAccessLog(this.ctx.log, record);
+  }
+
+  relayHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
+    const { record, down } = this;
+    record.status = status;
+    record.ttfbMs = performance.now() - record.startedAt;
+    const type = headers['content-type'];
+    const eventStream = typeof type === 'string' && type.includes('text/event-stream');
+    attempt.relay(eventStream);
+    try {
+      down.respond(status, buildResponseHeaders(headers, eventStream), eventStream);
+    } catch {
+      // Node refuses header values HTTP cannot carry; the upstream answer is unusable as sent.
+      record.reason = 'invalid upstream response headers';
+      attempt.abort(Object.assign(new Error('invalid upstream response headers'), { code: 'UND_ERR_INFO' }));
+    }
+  }
+
+  #relayHeld(held: HeldAnswer): void {
+    const { record, down } = this;
+    this.#finished = true;
+    record.status = held.status;
+    record.ttfbMs = performance.now() - record.startedAt;
+    try {
+      const headers = buildResponseHeaders(held.headers, false);
+      const body = Buffer.concat(held.chunks, held.size);
+      // Read whole, so the length is known whatever framing the upstream used.
+      headers['content-length'] = String(body.length);
+      down.respond(held.status, headers);
+      down.end(body);
+    } catch {
+      down.abort();
+    }
+    writeAccessLog(this.ctx.log, record);
+  }
+
+  onEnd(): void {
+    this.#finished = true;
+    this.down.end();
+    writeAccessLog(this.ctx.log, this.record);
+  }
+
+  #failMidStream(attempt: Attempt, err: Error): void {
+    const { record, down } = this;
+    this.#finished = true;
+    if (!attempt.trial) this.ctx.outcomes.failure(attempt.instance.outcomes);
+    record.reason = record.reason ?? upstreamErrorReason(err);
+    if (!down.headersSent) {
+      // respond() threw: nothing was sent, so the client still gets a proper error.
+      const code = classifyUpstreamError(err);
+      record.status = proxyErrors[code].status;
+      record.flag = proxyErrors[code].flag;
+      respondWithError(down, this.route.table, code);
+    } else {
+      // Mid-stream failure: never a clean end after a 200 (the client would take a cut answer as whole).
+      record.flag = 'UC';
+      const event = this.route.table.streamErrorEvent;
+      if (event !== undefined && attempt.eventStream) {
+        try {
+          down.write(Buffer.from(event('upstream stream interrupted')));
+        } catch {
+          // the stream is being cut anyway
         }
-        down.abort();
       }
-      writeAccessLog(ctx.log, record);
-    },
-  };
+      down.abort();
+    }
+    writeAccessLog(this.ctx.log, record);
+  }
 
-  instance.pool.dispatch(
-    {
-      path,
-      method: down.method,
-      headers: buildUpstreamHeaders(down.rawHeaders, route, instance),
-      body,
-      headersTimeout: timeouts.firstByteMs,
-      bodyTimeout: timeouts.idleMs,
-    },
-    handler,
-  );
+  /** Passive health: one result per attempt, or the trial's verdict for a half-open instance. */
+  report(attempt: Attempt, ok: boolean): void {
+    if (attempt.reported) return;
+    attempt.reported = true;
+    if (attempt.trial) this.ctx.outcomes.trial(attempt.instance.spec.id, ok ? 'ok' : 'failed');
+    else if (ok) this.ctx.outcomes.success(attempt.instance.outcomes);
+    else this.ctx.outcomes.failure(attempt.instance.outcomes);
+  }
+}
+
+/** The undici handler of one attempt: holds an answer for a retry or relays it to the client. */
+class Attempt implements Dispatcher.DispatchHandler {
+  mode: 'waiting' | 'hold' | 'relay' = 'waiting';
+  reported = false;
+  eventStream = false;
+  #controller: Dispatcher.DispatchController | undefined;
+  #held: HeldAnswer | undefined;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly instance: CompiledInstance,
+    readonly trial: boolean,
+  ) {}
+
+  hold(held: HeldAnswer): void {
+    this.mode = 'hold';
+    this.#held = held;
+  }
+
+  relay(eventStream: boolean): void {
+    this.mode = 'relay';
+    this.eventStream = eventStream;
+  }
+
+  abort(err: Error): void {
+    this.#controller?.abort(err);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.exchange.clientGone) controller.abort(new ClientGoneError());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: UpstreamHeaders): void {
+    if (statusCode < 200) return;
+    this.exchange.onResponseHead(this, statusCode, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const held = this.#held;
+    if (held !== undefined) {
+      held.size += chunk.length;
+      if (held.size > holdLimitBytes) controller.abort(new HeldTooLongError());
+      else held.chunks.push(chunk);
+      return;
+    }
+    const down = this.exchange.down;
+    if (!down.write(chunk)) {
+      controller.pause();
+      down.onceDrain(() => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    const held = this.#held;
+    if (held !== undefined) this.exchange.onHeldComplete(this, held);
+    else this.exchange.onEnd();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.exchange.onAttemptError(this, err);
+  }
 }
 
 function writeAccessLog(log: Logger, record: ExchangeRecord): void {
@@ -210,6 +411,7 @@ function writeAccessLog(log: Logger, record: ExchangeRecord): void {
       route: record.route?.spec.label,
       provider: record.route?.spec.type,
       instance: record.instance?.spec.name,
+      attempts: record.attempts > 1 ? record.attempts : undefined,
       status: record.status,
       code: record.flag,
       reason: record.reason,

@@ -3,9 +3,12 @@ import type { Pool } from 'undici';
 import { providerTables } from '../shared/providers/registry.js';
 import type { ProviderTable } from '../shared/providers/table.js';
 import type { InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
+import { upstreamHostHeader } from '../shared/upstream-origin.js';
 import { createClientKeyMatcher, type ClientKeyMatcher } from './client-keys.js';
 import { createWeightedPicker, type WeightedPicker } from './instance-picker.js';
+import type { OutcomeCounter, OutcomeReporter } from './outcome-reporter.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import type { WorkerHealth } from './worker-health.js';
 
 export interface CompiledInstance {
   readonly spec: InstanceSpec;
@@ -18,13 +21,31 @@ export interface CompiledInstance {
   readonly encodedQueryKey: string | undefined;
   /** Client credentials are removed unless this is a keyless pass-through on an open route. */
   readonly stripClientCredentials: boolean;
+  /** Where this worker counts the instance's outcomes for passive health. */
+  readonly outcomes: OutcomeCounter;
+}
+
+/** The instances a request may go to now; replaced whenever health changes. */
+export interface RouteSelection {
+  /** undefined: no instance is available (503). */
+  readonly picker: WeightedPicker<CompiledInstance> | undefined;
+  /** Seconds a client is told to wait when none is available. */
+  readonly retryAfterS: number;
+  /**
+   * When none is available only because every one was rate limited upstream, the client gets a 429
+   * as the provider would have given, not a 503.
+   */
+  readonly rateLimited: boolean;
 }
 
 export interface CompiledRoute {
   readonly spec: RouteSpec;
   readonly table: ProviderTable;
   readonly keyMatcher: ClientKeyMatcher;
-  readonly picker: WeightedPicker<CompiledInstance>;
+  readonly instances: readonly CompiledInstance[];
+  selection: RouteSelection;
+  /** A half-open instance whose single trial request this worker holds: the next request takes it. */
+  trial: CompiledInstance | undefined;
   /** Lower-case header names never forwarded on this route: hop-by-hop plus client credentials. */
   readonly credentialHeaders: ReadonlySet<string>;
 }
@@ -37,14 +58,25 @@ export interface RouteMatch {
 
 export interface RouteTable {
   readonly snapshot: Snapshot;
+  /** Upstream statuses that make a request fail over (retries.on). */
+  readonly retryStatuses: ReadonlySet<number>;
   /** `authority` as sent (any case, maybe with a port); `target` the origin-form request target. */
   lookup(authority: string, target: string): RouteMatch | undefined;
+  /** Rebuilds every route's selection from the worker's health view. */
+  applyHealth(health: WorkerHealth): void;
 }
 
-export function compileRouteTable(snapshot: Snapshot, pools: UpstreamPools): RouteTable {
+export interface RouteTableDeps {
+  pools: UpstreamPools;
+  outcomes: OutcomeReporter;
+}
+
+export function compileRouteTable(snapshot: Snapshot, deps: RouteTableDeps, health: WorkerHealth): RouteTable {
   const byHost = new Map<string, CompiledRoute[]>();
+  const all: CompiledRoute[] = [];
   for (const spec of snapshot.routes) {
-    const route = compileRoute(spec, snapshot, pools);
+    const route = compileRoute(spec, snapshot, deps);
+    all.push(route);
     const list = byHost.get(spec.hostname) ?? [];
     list.push(route);
     byHost.set(spec.hostname, list);
@@ -52,8 +84,18 @@ export function compileRouteTable(snapshot: Snapshot, pools: UpstreamPools): Rou
   // Longest prefix first, so the first match is the most specific (the original had no precedence).
   for (const list of byHost.values()) list.sort((a, b) => b.spec.prefix.length - a.spec.prefix.length);
 
-  return {
+  // Only a failed probe leaves an instance down with no known end: the next round may bring it back.
+  const unknownWaitMs = snapshot.healthCheckIntervalMs;
+  const table: RouteTable = {
     snapshot,
+    retryStatuses: new Set(snapshot.retries.on),
+    applyHealth(view) {
+      const now = Date.now();
+      for (const route of all) {
+        route.selection = selectAvailable(route.instances, view, now, unknownWaitMs);
+        route.trial = route.instances.find((instance) => view.isOffered(instance.spec.id));
+      }
+    },
     lookup(authority, target) {
       const routes = byHost.get(normaliseHost(authority));
       if (routes === undefined) return undefined;
@@ -70,30 +112,51 @@ export function compileRouteTable(snapshot: Snapshot, pools: UpstreamPools): Rou
       return undefined;
     },
   };
+  table.applyHealth(health);
+  return table;
 }
 
-function compileRoute(spec: RouteSpec, snapshot: Snapshot, pools: UpstreamPools): CompiledRoute {
+function selectAvailable(instances: readonly CompiledInstance[], health: WorkerHealth, now: number, unknownWaitMs: number): RouteSelection {
+  const up: CompiledInstance[] = [];
+  let soonest = Infinity;
+  let rateLimited = true;
+  for (const instance of instances) {
+    const until = health.downUntil(instance.spec.id);
+    if (until === undefined) {
+      up.push(instance);
+      continue;
+    }
+    soonest = Math.min(soonest, until === 0 ? now + unknownWaitMs : until);
+    rateLimited &&= health.isCoolingOnly(instance.spec.id);
+  }
+  if (up.length === 0) return { picker: undefined, retryAfterS: Math.max(1, Math.ceil((soonest - now) / 1000)), rateLimited };
+  return { picker: createWeightedPicker(up, (instance) => instance.spec.weight), retryAfterS: 0, rateLimited: false };
+}
+
+function compileRoute(spec: RouteSpec, snapshot: Snapshot, deps: RouteTableDeps): CompiledRoute {
   const table = providerTables[spec.type];
-  const instances = spec.instances.map((instance) => compileInstance(instance, spec, table, pools));
+  const instances = spec.instances.map((instance) => compileInstance(instance, spec, table, deps));
   return {
     spec,
     table,
     keyMatcher: createClientKeyMatcher([...snapshot.globalClientKeys, ...spec.clientKeys]),
-    picker: createWeightedPicker(instances, (instance) => instance.spec.weight),
+    instances,
+    selection: { picker: createWeightedPicker(instances, (instance) => instance.spec.weight), retryAfterS: 0, rateLimited: false },
+    trial: undefined,
     credentialHeaders: new Set(table.clientKeyHeaders),
   };
 }
 
-function compileInstance(spec: InstanceSpec, route: RouteSpec, table: ProviderTable, pools: UpstreamPools): CompiledInstance {
-  const defaultPort = spec.tls ? 443 : 80;
+function compileInstance(spec: InstanceSpec, route: RouteSpec, table: ProviderTable, deps: RouteTableDeps): CompiledInstance {
   const keyHeaders = spec.upstreamKey === undefined ? [] : table.upstreamKeyHeaders(spec.upstreamKey).flat();
   return {
     spec,
-    pool: pools.poolFor(spec),
-    hostHeader: spec.port === defaultPort ? spec.endpoint : `${spec.endpoint}:${spec.port}`,
+    pool: deps.pools.poolFor(spec),
+    hostHeader: upstreamHostHeader(spec),
     keyHeaders,
     encodedQueryKey: table.keyQueryParam !== undefined && spec.upstreamKey !== undefined ? encodeURIComponent(spec.upstreamKey) : undefined,
     stripClientCredentials: route.authRequired || spec.upstreamKey !== undefined,
+    outcomes: deps.outcomes.counterFor(spec.id),
   };
 }
 

@@ -16,3 +16,13 @@ export function classifyUpstreamError(err: Error): ProxyErrorCode {
 export function upstreamErrorReason(err: Error): string {
   return (err as { code?: string }).code ?? err.name;
 }
+
+const connectionLoss = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * The connection died under the request, typically a pooled keep-alive socket the upstream had just
+ * closed: worth one more try even on the same instance, unlike a refusal or a timeout.
+ */
+export function isConnectionLoss(err: Error): boolean {
+  return connectionLoss.has((err as { code?: string }).code ?? '');
+}

@@ -1,9 +1,8 @@
 // One undici Pool per (endpoint, port, tls, ca, http2), shared by every route and kept across
 // snapshots while still referenced: a reload must not drop warm upstream connections.
-import { rootCertificates } from 'node:tls';
-import { isIP } from 'node:net';
 import { Pool } from 'undici';
 import type { InstanceSpec, Snapshot } from '../shared/snapshot.js';
+import { upstreamOrigin, upstreamPoolKey, upstreamTlsOptions } from '../shared/upstream-origin.js';
 
 export interface UpstreamPools {
   poolFor(instance: InstanceSpec): Pool;
@@ -12,15 +11,11 @@ export interface UpstreamPools {
   destroyAll(): Promise<void>;
 }
 
-export function poolKey(instance: InstanceSpec): string {
-  return `${instance.tls ? 'https' : 'http'}://${instance.endpoint}:${instance.port}|h2=${instance.http2}|ca=${instance.caPem ?? ''}`;
-}
-
 export function createUpstreamPools(timeouts: () => Snapshot['timeouts']): UpstreamPools {
   const pools = new Map<string, Pool>();
   return {
     poolFor(instance) {
-      const key = poolKey(instance);
+      const key = upstreamPoolKey(instance);
       let pool = pools.get(key);
       if (!pool) {
         pool = createPool(instance, timeouts());
@@ -30,7 +25,7 @@ export function createUpstreamPools(timeouts: () => Snapshot['timeouts']): Upstr
     },
     retainOnly(instances) {
       const keep = new Set<string>();
-      for (const instance of instances) keep.add(poolKey(instance));
+      for (const instance of instances) keep.add(upstreamPoolKey(instance));
       for (const [key, pool] of pools) {
         if (keep.has(key)) continue;
         pools.delete(key);
@@ -46,9 +41,7 @@ export function createUpstreamPools(timeouts: () => Snapshot['timeouts']): Upstr
 }
 
 function createPool(instance: InstanceSpec, timeouts: Snapshot['timeouts']): Pool {
-  const host = isIP(instance.endpoint) === 6 ? `[${instance.endpoint}]` : instance.endpoint;
-  const origin = `${instance.tls ? 'https' : 'http'}://${host}:${instance.port}`;
-  return new Pool(origin, {
+  return new Pool(upstreamOrigin(instance), {
     // An SSE stream holds its connection for minutes; a cap here would queue requests behind it.
     connections: null,
     pipelining: 1,
@@ -56,11 +49,6 @@ function createPool(instance: InstanceSpec, timeouts: Snapshot['timeouts']): Poo
     keepAliveTimeout: 4_000,
     headersTimeout: timeouts.firstByteMs,
     bodyTimeout: timeouts.idleMs,
-    connect: {
-      timeout: timeouts.connectMs,
-      ...(instance.tls && isIP(instance.endpoint) === 0 ? { servername: instance.endpoint } : {}),
-      // ca replaces the default trust store, so an extra CA is added to the system roots.
-      ...(instance.caPem === undefined ? {} : { ca: [...rootCertificates, instance.caPem] }),
-    },
+    connect: { timeout: timeouts.connectMs, ...upstreamTlsOptions(instance) },
   });
 }

@@ -34,11 +34,19 @@ export function credentialsIn(recorded: RecordedRequest): [string, string][] {
   return found;
 }
 
+/** What a test-set override makes the mock answer instead of its normal reply. */
+export type MockOverride = { status: number; headers?: Record<string, string>; body?: unknown } | { close: true };
+
 export interface MockProvider {
   readonly port: number;
   readonly url: string;
   readonly requests: RecordedRequest[];
   reset(): void;
+  /**
+   * Steers answers by state rather than by request header: consulted for every request once its
+   * body is in; `undefined` from the function (or no function) means the normal reply.
+   */
+  override(decide: ((request: RecordedRequest) => MockOverride | undefined) | undefined): void;
   waitForAbort(timeoutMs: number): Promise<RecordedRequest>;
   close(): Promise<void>;
 }
@@ -643,6 +651,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   const inFlight = new Set<AbortController>();
   let closing = false;
   let sequence = 0;
+  let decide: ((request: RecordedRequest) => MockOverride | undefined) | undefined;
 
   const noteAbort = (record: RecordedRequest, recordOnce: () => void): void => {
     record.aborted = true;
@@ -688,6 +697,18 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       return;
     }
     if (!complete || signal.aborted) return;
+
+    const forced = decide?.(record);
+    if (forced !== undefined) {
+      if ('close' in forced) {
+        closedByUs = true;
+        req.socket.destroy();
+        return;
+      }
+      const controls = { ...defaultControls, extraHeaders: forced.headers ?? {} };
+      sendJson(res, controls, forced.status, forced.body ?? errorBody(`mock override ${forced.status}`, 'mock_error'));
+      return;
+    }
 
     let controls: Controls;
     try {
@@ -774,6 +795,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     requests,
     reset() {
       requests.length = 0;
+    },
+    override(next) {
+      decide = next;
     },
     waitForAbort(timeoutMs) {
       const already = requests.find((r) => r.aborted);

@@ -18,20 +18,26 @@ describe('errors', function () {
   const fx = useProxyFixture(async (upstream) => ({
     timeouts: { connect: 1, first_byte: 0.5, idle: 1 },
     limits: { max_body_bytes: 1024, max_header_bytes: 4096 },
+    // These tests provoke upstream failures on purpose and want each one relayed; left on, the
+    // breaker would take the instance out after five of them (that is tested in failover.test.ts).
+    circuit_breaker: { consecutive_failures: 0 },
     providers: [
       { type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-errors-openai-upstream' },
       { type: 'anthropic', host: 'anthropic.proxy.test', ...upstream, api_key: 'sk-test-errors-anthropic-upstream' },
       { type: 'gemini', host: 'gemini.proxy.test', ...upstream, api_key: 'sk-test-errors-gemini-upstream' },
+      // A 429 with Retry-After cools its instance: each protocol gets a route of its own to be limited.
+      { type: 'openai', host: 'limited-h1.proxy.test', ...upstream, api_key: 'sk-test-errors-limited-h1-upstream' },
+      { type: 'openai', host: 'limited-h2.proxy.test', ...upstream, api_key: 'sk-test-errors-limited-h2-upstream' },
       { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
     ],
   }));
 
-  const protocols: { name: string; send: (req: TestRequest) => Promise<TestResponse> }[] = [
-    { name: 'HTTP/1.1', send: (req) => h1Request(fx.agent, fx.proxy.port, req) },
-    { name: 'HTTP/2', send: (req) => h2Request(fx.session, req) },
+  const protocols: { name: string; tag: string; send: (req: TestRequest) => Promise<TestResponse> }[] = [
+    { name: 'HTTP/1.1', tag: 'h1', send: (req) => h1Request(fx.agent, fx.proxy.port, req) },
+    { name: 'HTTP/2', tag: 'h2', send: (req) => h2Request(fx.session, req) },
   ];
 
-  for (const { name, send } of protocols) {
+  for (const { name, tag, send } of protocols) {
     describe(`over ${name}`, function () {
       it('an unreachable upstream is 502 in the route provider format', async function () {
         const res = await send({ host: 'dead.proxy.test', path: '/v1/messages', body: '{}' });
@@ -70,7 +76,8 @@ describe('errors', function () {
       for (const status of [429, 500]) {
         it(`an upstream ${status} is relayed verbatim with its headers`, async function () {
           const extra = JSON.stringify({ 'retry-after': '7', 'x-ratelimit-remaining-requests': '0', 'x-request-id': 'req_upstream_1' });
-          const res = await send({ host: 'openai.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { 'x-mock-status': String(status), 'x-mock-headers': extra } });
+          const host = status === 429 ? `limited-${tag}.proxy.test` : 'openai.proxy.test';
+          const res = await send({ host, path: '/v1/chat/completions', body: '{}', headers: { 'x-mock-status': String(status), 'x-mock-headers': extra } });
           expect(res.status).to.equal(status);
           expect(res.headers['retry-after']).to.equal('7');
           expect(res.headers['x-ratelimit-remaining-requests']).to.equal('0');
@@ -80,6 +87,16 @@ describe('errors', function () {
           expect(res.body.equals(Buffer.concat(sent))).to.equal(true);
         });
       }
+
+      it('while the only key of a route cools after that 429, the proxy answers 429 itself with the time left', async function () {
+        const before = fx.mock.requests.length;
+        const res = await send({ host: `limited-${tag}.proxy.test`, path: '/v1/chat/completions', body: '{}' });
+        expect(res.status).to.equal(429);
+        expect(res.headers['x-llm-proxy-error']).to.equal('upstream_rate_limited');
+        expect(Number(res.headers['retry-after'])).to.be.within(1, 7);
+        expect(res.json<{ error: { type: string } }>().error.type).to.equal('rate_limit_error');
+        expect(fx.mock.requests.length).to.equal(before);
+      });
     });
   }
 

@@ -100,7 +100,7 @@ describe('config: parseConfigText', function () {
     });
 
     it('compiles to upstream port 443 over TLS where port is omitted, one instance per key, weights as the original', function () {
-      const snapshot = buildSnapshot({ file: 'config.yml', config, warnings: [], certPem: '', keyPem: '', caPems: new Map() }, 1, '');
+      const snapshot = buildSnapshot({ file: 'config.yml', config, warnings: [], certPem: '', keyPem: '', caPems: new Map() }, 1, '', 1);
       expect(snapshot.listen).to.deep.equal({ host: '0.0.0.0', port: 443 });
       const byHost = new Map(snapshot.routes.map((route) => [route.hostname, route]));
       expect([...byHost.keys()]).to.have.members(['openai.example.com', 'gemini.example.com', 'anthropic.example.com', 'openai-backup.example.com']);
@@ -127,7 +127,7 @@ describe('config: parseConfigText', function () {
         'config.yml',
       );
       expect(config.providers[0]?.api_key).to.deep.equal(['g-key-1', 'g-key-2']);
-      const snapshot = buildSnapshot({ file: 'config.yml', config, warnings: [], certPem: '', keyPem: '', caPems: new Map() }, 1, '');
+      const snapshot = buildSnapshot({ file: 'config.yml', config, warnings: [], certPem: '', keyPem: '', caPems: new Map() }, 1, '', 1);
       expect(snapshot.routes[0]?.instances.map((i) => [i.upstreamKey, i.weight])).to.deep.equal([
         ['g-key-1', 3],
         ['g-key-2', 3],

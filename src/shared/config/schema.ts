@@ -20,6 +20,8 @@ const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})
 
 export const providerTypes = ['openai', 'anthropic', 'gemini'] as const;
 
+const defaultRetryStatuses = [429, 502, 503, 504] as const;
+
 const clientKeyEntry = z.union(
   [
     nonEmpty('client key'),
@@ -95,7 +97,7 @@ export const configSchema = z
     cert_file: nonEmpty('path of the PEM certificate chain'),
     private_key_file: nonEmpty('path of the PEM private key'),
     auth_keys: authKeys.default([]).describe('Client keys accepted on every route.'),
-    health_check_interval: z.number().min(0, { error: 'must be a number of seconds ≥ 0' }).default(60).describe('Seconds between health-check rounds.'),
+    health_check_interval: z.number().min(0, { error: 'must be a number of seconds ≥ 0' }).default(60).describe('Seconds between active health-check rounds (default 60; 0 means one round a second).'),
     providers: z.array(provider, { error: 'must be a list of providers' }),
     listen: listenAddress.default('0.0.0.0:443').describe('Address of the TLS listener.'),
     workers: z
@@ -125,6 +127,34 @@ export const configSchema = z
         shutdown: seconds(30, 'Drain deadline on SIGTERM'),
       })
       .default({ connect: 10, first_byte: 600, idle: 300, request_header: 30, keep_alive: 60, shutdown: 30 }),
+    retries: z
+      .strictObject({
+        attempts: z
+          .number()
+          .int({ error: 'must be a whole number from 0 to 10' })
+          .min(0, { error: 'must be a whole number from 0 to 10' })
+          .max(10, { error: 'must be a whole number from 0 to 10' })
+          .default(2)
+          .describe('Further attempts on another instance of the route after a failure before any response byte (default 2; 0 turns failover off).'),
+        on: z
+          .array(z.number().int().min(400, { error: 'must be an HTTP status from 400 to 599' }).max(599, { error: 'must be an HTTP status from 400 to 599' }), {
+            error: 'must be a list of HTTP statuses',
+          })
+          .default([...defaultRetryStatuses])
+          .describe('Upstream statuses that fail over (default 429, 502, 503, 504); connect errors and timeouts before the headers always do.'),
+      })
+      .default({ attempts: 2, on: [...defaultRetryStatuses] }),
+    circuit_breaker: z
+      .strictObject({
+        consecutive_failures: z
+          .number()
+          .int({ error: 'must be a whole number ≥ 0' })
+          .min(0, { error: 'must be a whole number ≥ 0' })
+          .default(5)
+          .describe('Failures in a row (connect errors, timeouts, 5xx) that take an instance out (default 5; 0 turns the breaker off).'),
+        cooldown: seconds(30, 'How long an ejected instance rests before one trial request is let through'),
+      })
+      .default({ consecutive_failures: 5, cooldown: 30 }),
     limits: z
       .strictObject({
         max_body_bytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Larger request bodies get 413.'),

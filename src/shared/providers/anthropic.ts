@@ -7,6 +7,8 @@ const errorTypes: Record<ErrorKind, string> = {
   not_found: 'not_found_error',
   too_large: 'request_too_large',
   upstream: 'api_error',
+  unavailable: 'overloaded_error',
+  rate_limited: 'rate_limit_error',
   timeout: 'timeout_error',
 };
 

@@ -8,6 +8,8 @@ const statusNames: Record<ErrorKind, string> = {
   not_found: 'NOT_FOUND',
   too_large: 'INVALID_ARGUMENT',
   upstream: 'UNAVAILABLE',
+  unavailable: 'UNAVAILABLE',
+  rate_limited: 'RESOURCE_EXHAUSTED',
   timeout: 'DEADLINE_EXCEEDED',
 };
 

@@ -7,6 +7,8 @@ const errorTypes: Record<ErrorKind, string> = {
   not_found: 'invalid_request_error',
   too_large: 'invalid_request_error',
   upstream: 'server_error',
+  unavailable: 'server_error',
+  rate_limited: 'rate_limit_error',
   timeout: 'server_error',
 };
 
