@@ -1,18 +1,10 @@
 // Issue 2, shown 7: the proxy's own errors (502, 504, 413, 431) in provider format; upstream errors
 // relayed verbatim; a stream that dies mid-way ends visibly, never as a clean end.
-import { createServer } from 'node:net';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { deadline, h1Request, h2Request, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
+import { closedPort } from '../helpers/free-port.js';
 import { useProxyFixture } from '../helpers/proxy-fixture.js';
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
 
 describe('errors', function () {
   const fx = useProxyFixture(async (upstream) => ({
