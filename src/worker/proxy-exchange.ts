@@ -196,7 +196,10 @@ class Exchange {
   /** Decides at the response head: hold it and fail over, or relay it. */
   onResponseHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
     const instance = attempt.instance;
-    this.report(attempt, status < 500);
+    // A 401/403 to a key of ours means that key is revoked or lacks access: the instance is broken,
+    // not the client (whose credentials never reach the upstream). Pass-through instances excepted.
+    const keyRefused = (status === 401 || status === 403) && instance.spec.upstreamKey !== undefined;
+    this.report(attempt, status < 500 && !keyRefused);
     if (status === 429) {
       const waitMs = retryAfterMs(headers);
       if (waitMs > 0) this.ctx.outcomes.cool(instance.spec.id, waitMs);

@@ -28,6 +28,7 @@ const noop = () => undefined;
 export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOptions): ProxyServer {
   let current = snapshot;
   const sessions = new Set<ServerHttp2Session>();
+  const lifecycle = { draining: false };
   const server = createSecureServer({
     allowHTTP1: true,
     cert: snapshot.tls.cert,
@@ -53,6 +54,9 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     req.on('error', noop);
     res.on('error', noop);
+    // While draining, an HTTP/1.1 client is told not to reuse the connection: a request it sends
+    // on a kept-alive socket just as we close it idle would fail.
+    if (lifecycle.draining) res.shouldKeepAlive = false;
     onExchange(new H1Downstream(req, res));
   });
   server.removeAllListeners('stream');
@@ -64,6 +68,8 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
     session.on('error', noop);
+    // A connection accepted just before the listener closed: it may finish what it sends at once.
+    if (lifecycle.draining) session.close();
     trackIdleSession(session, () => current.timeouts.keepAliveMs);
     session.once('close', () => sessions.delete(session));
   });
@@ -93,6 +99,7 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
       }
     },
     drain(deadlineMs) {
+      lifecycle.draining = true;
       return new Promise((resolve) => {
         let finished = false;
         const finish = (how: 'drained' | 'deadline') => {

@@ -163,6 +163,7 @@ describe('circuit breaker and 429 cooling', function () {
         { type: 'openai', host: 'breaker.proxy.test', ...upstream(a), api_key: 'sk-test-breaker-a-0003' },
         { type: 'openai', host: 'breaker.proxy.test', ...upstream(b), api_key: 'sk-test-breaker-b-0004' },
         { type: 'openai', host: 'keys.proxy.test', ...upstream(keys), api_key: [keyOne, keyTwo] },
+        { type: 'openai', host: 'revoked.proxy.test', ...upstream(keys), api_key: ['sk-test-breaker-revoked-0005', 'sk-test-breaker-valid-0006'] },
       ],
     });
     agent = createH1Agent(proxy.caPem);
@@ -212,6 +213,23 @@ describe('circuit breaker and 429 cooling', function () {
     const before = a.requests.length;
     expect(await burst('breaker.proxy.test', 30)).to.satisfy((s: number[]) => s.every((x) => x === 200));
     expect(a.requests.length - before).to.be.greaterThan(3);
+  });
+
+  it('an upstream key refused with 401 is ejected like a failing instance; the other key serves', async function () {
+    const revoked = 'sk-test-breaker-revoked-0005';
+    keys.override((request) => (credentialsIn(request)[0]?.[1] === `Bearer ${revoked}` ? { status: 401 } : undefined));
+    await waitUntil(
+      async () => {
+        await burst('revoked.proxy.test', 4);
+        return proxy.logs.some((line) => line.msg === 'circuit opened, instance ejected' && line.key === 'sk-...0005');
+      },
+      5_000,
+      'the revoked key to be ejected',
+    );
+    await sleep(50);
+    const statuses = await burst('revoked.proxy.test', 20);
+    expect(statuses.every((status) => status === 200)).to.equal(true);
+    keys.override(undefined);
   });
 
   it('a 429 with Retry-After: 2 moves all traffic to the other key for about 2 s', async function () {

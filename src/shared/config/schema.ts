@@ -151,7 +151,7 @@ export const configSchema = z
           .int({ error: 'must be a whole number ≥ 0' })
           .min(0, { error: 'must be a whole number ≥ 0' })
           .default(5)
-          .describe('Failures in a row (connect errors, timeouts, 5xx) that take an instance out (default 5; 0 turns the breaker off).'),
+          .describe('Failures in a row (connect errors, timeouts, 5xx, 401/403 to an upstream key of ours) that take an instance out (default 5; 0 turns the breaker off).'),
         cooldown: seconds(30, 'How long an ejected instance rests before one trial request is let through'),
       })
       .default({ consecutive_failures: 5, cooldown: 30 }),
