@@ -57,6 +57,8 @@ interface Member {
   listening: boolean;
   retiring: boolean;
   appliedVersion: number;
+  /** Drain deadline asked of it; kept for a worker told before its message handler existed. */
+  drainMs: number | undefined;
 }
 
 interface ListenWaiter {
@@ -106,10 +108,17 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
     waiter.resolve(boundAddress);
   };
 
+  // A worker forked a moment ago may not listen for messages yet and would miss this; its hello
+  // then gets the shutdown instead of a snapshot.
+  const askToDrain = (member: Member, deadlineMs: number) => {
+    member.drainMs = deadlineMs;
+    send(member.worker, { type: 'llm-proxy:shutdown', deadlineMs });
+  };
+
   const retire = (member: Member, deadlineMs: number) => {
     if (member.retiring) return;
     member.retiring = true;
-    send(member.worker, { type: 'llm-proxy:shutdown', deadlineMs });
+    askToDrain(member, deadlineMs);
     const killer = setTimeout(() => member.worker.process.kill('SIGKILL'), deadlineMs + 2_000);
     killer.unref();
     member.worker.once('exit', () => clearTimeout(killer));
@@ -117,11 +126,12 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
 
   const fork = (memberGeneration: number) => {
     const worker = cluster.fork();
-    const member: Member = { worker, generation: memberGeneration, startedAt: Date.now(), listening: false, retiring: false, appliedVersion: 0 };
+    const member: Member = { worker, generation: memberGeneration, startedAt: Date.now(), listening: false, retiring: false, appliedVersion: 0, drainMs: undefined };
     members.set(worker.id, member);
     worker.on('message', (raw: unknown) =>
       dispatchMessage<WorkerMessage>(raw, {
         'llm-proxy:hello': () => {
+          if (member.drainMs !== undefined) return send(worker, { type: 'llm-proxy:shutdown', deadlineMs: member.drainMs });
           if (snapshot === undefined) return;
           send(worker, { type: 'llm-proxy:snapshot', snapshot });
           send(worker, { type: 'llm-proxy:health', health: healthTable(worker.id) });
@@ -160,7 +170,8 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
       rapidDeaths = lived < youngDeathMs ? rapidDeaths + 1 : 0;
       restarts += 1;
       const delay = rapidDeaths === 0 ? 0 : Math.min(maxBackoffMs, 100 * 2 ** (rapidDeaths - 1));
-      log.error({ worker: worker.id, pid: worker.process.pid, exitCode: code, signal, restartInMs: delay }, 'worker exited unexpectedly, replacing it');
+      // `pid` stays the primary's own, as on every line it logs.
+      log.error({ worker: worker.id, workerPid: worker.process.pid, exitCode: code, signal, restartInMs: delay }, 'worker exited unexpectedly, replacing it');
       pendingForks += 1;
       setTimeout(() => {
         pendingForks -= 1;
@@ -260,7 +271,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
               resolve();
             }
           });
-          send(member.worker, { type: 'llm-proxy:shutdown', deadlineMs });
+          askToDrain(member, deadlineMs);
         }
       });
     },

@@ -28,6 +28,8 @@ const noop = () => undefined;
 export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOptions): ProxyServer {
   let current = snapshot;
   const sessions = new Set<ServerHttp2Session>();
+  // Only for the drain deadline: streams still open then are reset so their clients see an error.
+  const openStreams = new Set<ServerHttp2Stream>();
   const lifecycle = { draining: false };
   const server = createSecureServer({
     allowHTTP1: true,
@@ -62,6 +64,8 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
   server.removeAllListeners('stream');
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', noop);
+    openStreams.add(stream);
+    stream.once('close', () => openStreams.delete(stream));
     onExchange(new H2Downstream(stream, headers, rawHeaders));
   });
 
@@ -116,9 +120,18 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
         const sweeper = setInterval(closeIdle, 200);
         closeIdle();
         const deadline = setTimeout(() => {
-          for (const session of sessions) session.destroy();
-          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-          finish('deadline');
+          // A bare session.destroy() ends the client's streams without an error, which an SSE client
+          // would take for a complete answer: reset each one first.
+          // destroy(err), not close(code): close() waits for queued data to flush first, which a
+          // stalled reader never lets happen. An error makes Node send RST_STREAM(INTERNAL_ERROR) at once.
+          const cut = new Error('drain deadline reached');
+          for (const stream of openStreams) if (!stream.destroyed) stream.destroy(cut);
+          // The resets need a moment on the wire before the sockets go.
+          setTimeout(() => {
+            for (const session of sessions) session.destroy();
+            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            finish('deadline');
+          }, 100);
         }, deadlineMs);
         deadline.unref();
       });

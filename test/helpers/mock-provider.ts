@@ -16,6 +16,8 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
   receivedAt: number;
+  /** Arrival order across every mock in this process; receivedAt has only millisecond resolution. */
+  arrival: number;
   aborted: boolean;
   abortedAt?: number;
   /** Response body bytes as written, with the time of each write: tests compare what clients got. */
@@ -114,6 +116,8 @@ const defaultControls: Controls = {
   gzip: false,
   cutAfter: -1,
 };
+
+let arrivals = 0;
 
 // Large enough for any prompt a test sends, small enough that a runaway client cannot eat the heap.
 const maxBodyBytes = 64 * 1024 * 1024;
@@ -668,6 +672,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       headers: { ...req.headers },
       body: Buffer.alloc(0),
       receivedAt: Date.now(),
+      arrival: arrivals++,
       aborted: false,
       responseChunks: [],
     };

@@ -96,7 +96,7 @@ describe('failover (breaker off)', function () {
       expect(res.status).to.equal(503);
       expect(res.headers['x-llm-proxy-error']).to.equal(undefined);
       expect(res.json<{ error: { message: string } }>().error.message).to.equal('mock override 503');
-      const attempts = [...a.requests.filter((r) => testId(r) === id).map((r) => ({ at: r.receivedAt, from: 'a' })), ...b.requests.filter((r) => testId(r) === id).map((r) => ({ at: r.receivedAt, from: 'b' }))]
+      const attempts = [...a.requests.filter((r) => testId(r) === id).map((r) => ({ at: r.arrival, from: 'a' })), ...b.requests.filter((r) => testId(r) === id).map((r) => ({ at: r.arrival, from: 'b' }))]
         .sort((x, y) => x.at - y.at)
         .map((attempt) => attempt.from);
       // retries.attempts defaults to 2: three tries in all, alternating.
