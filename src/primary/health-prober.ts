@@ -41,7 +41,9 @@ export function startHealthProber(log: Logger, registry: HealthRegistry, first: 
     let pool = pools.get(key);
     if (pool === undefined) {
       pool = new Pool(upstreamOrigin(spec), {
-        connections: 4,
+        // Unbounded: every key of an endpoint is probed at once, and a probe queued behind others
+        // would spend its timeout waiting and be reported down.
+        connections: null,
         allowH2: spec.http2,
         connect: { timeout: timeoutMs, ...upstreamTlsOptions(spec) },
       });

@@ -222,7 +222,9 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
       const state = instances.get(id);
       if (state === undefined) return;
       const until = Date.now() + ms;
-      if (until <= state.coolUntil) return;
+      // A burst of 429s says the same thing many times: only a wait that ends a second later or more
+      // is news worth a table to every worker.
+      if (until < state.coolUntil + 1_000) return;
       const wasCooling = state.coolUntil > Date.now();
       state.coolUntil = until;
       if (!wasCooling) log.warn({ ...describe(state), retryAfterMs: ms }, 'upstream rate limit, instance cooling');
@@ -255,6 +257,9 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
       const down: [string, number, 0 | 1][] = [];
       const trials: string[] = [];
       for (const [id, state] of instances) {
+        // Nobody held the trial (the holder died with no other worker left, or none served when the
+        // cooldown ended): the first worker asking for a table takes it.
+        if (state.breaker === 'half-open' && state.trialHolder === undefined) state.trialHolder = workerId;
         let until = -1;
         if (!state.probeUp) until = 0;
         if (state.breaker === 'open' && until !== 0) until = Math.max(until, state.openUntil);

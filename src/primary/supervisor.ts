@@ -71,6 +71,8 @@ interface ListenWaiter {
 const youngDeathMs = 10_000;
 const maxBackoffMs = 10_000;
 const applyWaitMs = 5_000;
+// A worker that has not listened after this long never will; a reload must not wait on it forever.
+const listenWaitMs = 30_000;
 
 export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGone }: SupervisorOptions): Supervisor {
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
@@ -165,6 +167,13 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
       members.delete(worker.id);
       onWorkerGone(worker.id);
       checkApplied();
+      // A worker of a generation still being started died before listening: that start failed
+      // (replacing it could loop forever, and a reload waiting on it would block every later one).
+      if (listenWaiter !== undefined && member.generation === listenWaiter.generation && !member.listening) {
+        const waiter = listenWaiter;
+        listenWaiter = undefined;
+        waiter.reject(new Error(`worker ${worker.id} exited before listening (${signal ?? `exit code ${code}`})`));
+      }
       if (stopping || member.retiring) return;
       const lived = Date.now() - member.startedAt;
       rapidDeaths = lived < youngDeathMs ? rapidDeaths + 1 : 0;
@@ -184,10 +193,29 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
 
   const forkGeneration = (count: number): Promise<BoundAddress> => {
     generation += 1;
+    const started = generation;
     const waiting = new Promise<BoundAddress>((resolve, reject) => {
-      listenWaiter = { generation, count, resolve, reject };
+      const timer = setTimeout(() => {
+        if (listenWaiter?.generation !== started) return;
+        listenWaiter = undefined;
+        reject(new Error(`workers did not listen within ${listenWaitMs / 1000} s`));
+      }, listenWaitMs);
+      timer.unref();
+      const settle = () => clearTimeout(timer);
+      listenWaiter = {
+        generation: started,
+        count,
+        resolve: (address) => {
+          settle();
+          resolve(address);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      };
     });
-    for (let i = 0; i < count; i++) fork(generation);
+    for (let i = 0; i < count; i++) fork(started);
     return waiting;
   };
 

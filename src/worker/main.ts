@@ -42,7 +42,9 @@ export function runWorker(): void {
     const routeTable = compileRouteTable(next, { pools, outcomes }, health);
     context.routeTable = routeTable;
     context.log = log;
-    pools.retainOnly(next.routes.flatMap((route) => route.instances));
+    const instances = next.routes.flatMap((route) => route.instances);
+    pools.retainOnly(instances);
+    outcomes.retainOnly(new Set(instances.map((instance) => instance.id)));
     if (proxy === undefined) {
       proxy = createProxyServer({ snapshot: next, log, onExchange: (down) => handleExchange(down, context) });
       try {

@@ -19,6 +19,8 @@ export interface OutcomeReporter {
   failure(counter: OutcomeCounter): void;
   /** An upstream 429 asked to wait: sent at once, so the other workers stop using that key too. */
   cool(id: string, ms: number): void;
+  /** Forgets counters of instances no snapshot has any more (their last counts are still sent). */
+  retainOnly(ids: ReadonlySet<string>): void;
   trial(id: string, result: 'ok' | 'failed' | 'declined'): void;
   flush(): void;
 }
@@ -28,6 +30,8 @@ const periodMs = 100;
 export function createOutcomeReporter(send: (message: WorkerMessage) => void): OutcomeReporter {
   const counters = new Map<string, OutcomeCounter>();
   const dirty: OutcomeCounter[] = [];
+  // When each instance's last reported cooling ends: a burst of 429s is one message, not one each.
+  const coolingUntil = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
 
   const flush = () => {
@@ -75,7 +79,14 @@ export function createOutcomeReporter(send: (message: WorkerMessage) => void): O
       mark(counter);
     },
     cool(id, ms) {
+      const until = Date.now() + ms;
+      if (until < (coolingUntil.get(id) ?? 0) + 1_000) return;
+      coolingUntil.set(id, until);
       send({ type: 'llm-proxy:cool', id, ms });
+    },
+    retainOnly(ids) {
+      for (const id of counters.keys()) if (!ids.has(id)) counters.delete(id);
+      for (const id of coolingUntil.keys()) if (!ids.has(id)) coolingUntil.delete(id);
     },
     trial(id, result) {
       send({ type: 'llm-proxy:trial', id, result });

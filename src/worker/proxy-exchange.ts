@@ -12,8 +12,8 @@ import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './he
 import type { OutcomeReporter } from './outcome-reporter.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
 import { retryAfterMs } from './retry-after.js';
-import type { CompiledInstance, CompiledRoute, RouteTable } from './route-table.js';
-import { classifyUpstreamError, isConnectionLoss, upstreamErrorReason } from './upstream-errors.js';
+import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteTable } from './route-table.js';
+import { classifyUpstreamError, isSafeToRetry, upstreamErrorReason } from './upstream-errors.js';
 import type { WorkerHealth } from './worker-health.js';
 
 export interface ExchangeContext {
@@ -105,7 +105,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
       record.status = proxyErrors[code].status;
       record.flag = proxyErrors[code].flag;
-      respondWithError(down, table, code, { 'retry-after': String(selection.retryAfterS) });
+      respondWithError(down, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
       return writeAccessLog(ctx.log, record);
     }
     exchange.attempt(picker.pick(), false);
@@ -200,7 +200,8 @@ class Exchange {
     // not the client (whose credentials never reach the upstream). Pass-through instances excepted.
     const keyRefused = (status === 401 || status === 403) && instance.spec.upstreamKey !== undefined;
     this.report(attempt, status < 500 && !keyRefused);
-    if (status === 429) {
+    // A pass-through instance carries the client's own key: its 429 is that client's business.
+    if (status === 429 && instance.spec.upstreamKey !== undefined) {
       const waitMs = retryAfterMs(headers);
       if (waitMs > 0) this.ctx.outcomes.cool(instance.spec.id, waitMs);
     }
@@ -217,13 +218,20 @@ class Exchange {
   /** A held answer was read to its end: keep it as the fallback and try the next instance. */
   onHeldComplete(attempt: Attempt, held: HeldAnswer): void {
     this.#held = held;
-    this.#retryFrom(attempt.instance, false);
+    this.#retryFrom(attempt.instance);
   }
 
   onAttemptError(attempt: Attempt, err: Error): void {
     const { record, down } = this;
     if (this.#clientGone || err instanceof ClientGoneError) {
       this.#finished = true;
+      // A trial cut short by its client says nothing about the instance; the grant goes back so
+      // another request can try it (otherwise the instance would stay half-open for good).
+      if (attempt.trial && !attempt.reported) {
+        attempt.reported = true;
+        this.ctx.health.releaseTrial(attempt.instance.spec.id);
+        this.ctx.outcomes.trial(attempt.instance.spec.id, 'declined');
+      }
       record.flag = 'DC';
       down.abort();
       return writeAccessLog(this.ctx.log, record);
@@ -231,22 +239,31 @@ class Exchange {
     if (attempt.mode === 'relay') return this.#failMidStream(attempt, err);
     if (attempt.mode === 'hold') {
       // The held answer could not be read whole; what counts is that another instance is tried.
-      return this.#retryFrom(attempt.instance, false, err);
+      return this.#retryFrom(attempt.instance, err);
     }
     this.report(attempt, false);
     record.reason = upstreamErrorReason(err);
-    this.#retryFrom(attempt.instance, isConnectionLoss(err), err);
+    // A POST the upstream may already be working on is not sent again (it would generate and bill
+    // twice), except after the first-byte timeout, which the failover contract names.
+    if (isSafeToRetry(err)) this.#retryFrom(attempt.instance, err);
+    else this.#answerWith(err);
   }
 
   /** Starts the next attempt if one is left and allowed, else answers with what there is. */
-  #retryFrom(previous: CompiledInstance, sameInstanceAllowed: boolean, err?: Error): void {
+  /** Failover goes to another instance only: the one that just failed would most likely fail again. */
+  #retryFrom(previous: CompiledInstance, err?: Error): void {
     if (this.#attemptsLeft > 0 && !this.#clientGone) {
       const next = this.route.selection.picker?.pick(previous);
-      if (next !== undefined && (next !== previous || sameInstanceAllowed)) {
+      if (next !== undefined && next !== previous) {
         this.#attemptsLeft -= 1;
         return this.attempt(next, false);
       }
     }
+    this.#answerWith(err);
+  }
+
+  /** No attempt left: the held upstream answer if there is one, else the proxy's own error. */
+  #answerWith(err?: Error): void {
     const held = this.#held;
     if (held !== undefined) return this.#relayHeld(held);
     const { record, down } = this;

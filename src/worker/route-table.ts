@@ -29,8 +29,10 @@ export interface CompiledInstance {
 export interface RouteSelection {
   /** undefined: no instance is available (503). */
   readonly picker: WeightedPicker<CompiledInstance> | undefined;
-  /** Seconds a client is told to wait when none is available. */
-  readonly retryAfterS: number;
+  /** Epoch ms the first instance with a known end may be back (Infinity: none has one). */
+  readonly backAt: number;
+  /** Set when some instance waits for a probe to recover: a client may look again after this long. */
+  readonly probeWaitMs: number | undefined;
   /**
    * When none is available only because every one was rate limited upstream, the client gets a 429
    * as the provider would have given, not a 503.
@@ -90,9 +92,8 @@ export function compileRouteTable(snapshot: Snapshot, deps: RouteTableDeps, heal
     snapshot,
     retryStatuses: new Set(snapshot.retries.on),
     applyHealth(view) {
-      const now = Date.now();
       for (const route of all) {
-        route.selection = selectAvailable(route.instances, view, now, unknownWaitMs);
+        route.selection = selectAvailable(route.instances, view, unknownWaitMs);
         route.trial = route.instances.find((instance) => view.isOffered(instance.spec.id));
       }
     },
@@ -116,9 +117,10 @@ export function compileRouteTable(snapshot: Snapshot, deps: RouteTableDeps, heal
   return table;
 }
 
-function selectAvailable(instances: readonly CompiledInstance[], health: WorkerHealth, now: number, unknownWaitMs: number): RouteSelection {
+function selectAvailable(instances: readonly CompiledInstance[], health: WorkerHealth, unknownWaitMs: number): RouteSelection {
   const up: CompiledInstance[] = [];
-  let soonest = Infinity;
+  let backAt = Infinity;
+  let probeWaitMs: number | undefined;
   let rateLimited = true;
   for (const instance of instances) {
     const until = health.downUntil(instance.spec.id);
@@ -126,11 +128,18 @@ function selectAvailable(instances: readonly CompiledInstance[], health: WorkerH
       up.push(instance);
       continue;
     }
-    soonest = Math.min(soonest, until === 0 ? now + unknownWaitMs : until);
+    if (until === 0) probeWaitMs = unknownWaitMs;
+    else backAt = Math.min(backAt, until);
     rateLimited &&= health.isCoolingOnly(instance.spec.id);
   }
-  if (up.length === 0) return { picker: undefined, retryAfterS: Math.max(1, Math.ceil((soonest - now) / 1000)), rateLimited };
-  return { picker: createWeightedPicker(up, (instance) => instance.spec.weight), retryAfterS: 0, rateLimited: false };
+  if (up.length === 0) return { picker: undefined, backAt, probeWaitMs, rateLimited };
+  return { picker: createWeightedPicker(up, (instance) => instance.spec.weight), backAt: Infinity, probeWaitMs: undefined, rateLimited: false };
+}
+
+/** Retry-After for a route with nothing available, computed when the answer is sent (at least 1 s). */
+export function retryAfterSeconds(selection: RouteSelection, now = Date.now()): number {
+  const waitMs = Math.min(selection.backAt - now, selection.probeWaitMs ?? Infinity);
+  return Number.isFinite(waitMs) ? Math.max(1, Math.ceil(waitMs / 1000)) : 1;
 }
 
 function compileRoute(spec: RouteSpec, snapshot: Snapshot, deps: RouteTableDeps): CompiledRoute {
@@ -141,7 +150,7 @@ function compileRoute(spec: RouteSpec, snapshot: Snapshot, deps: RouteTableDeps)
     table,
     keyMatcher: createClientKeyMatcher([...snapshot.globalClientKeys, ...spec.clientKeys]),
     instances,
-    selection: { picker: createWeightedPicker(instances, (instance) => instance.spec.weight), retryAfterS: 0, rateLimited: false },
+    selection: { picker: createWeightedPicker(instances, (instance) => instance.spec.weight), backAt: Infinity, probeWaitMs: undefined, rateLimited: false },
     trial: undefined,
     credentialHeaders: new Set(table.clientKeyHeaders),
   };

@@ -17,12 +17,30 @@ export function upstreamErrorReason(err: Error): string {
   return (err as { code?: string }).code ?? err.name;
 }
 
-const connectionLoss = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+// Failures that happen before the request can have reached the upstream: nothing was sent, so a
+// second instance may safely get it.
+const beforeSending = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  // The pool of a removed upstream, closed by a reload while this request was on the old table.
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+// TLS verification failures (expired, untrusted, wrong name) also stop the connection before a byte of the request.
+const tlsFailure = /CERT|SIGNATURE|ERR_TLS|ERR_SSL|UNABLE_TO_(GET|VERIFY)/;
 
 /**
- * The connection died under the request, typically a pooled keep-alive socket the upstream had just
- * closed: worth one more try even on the same instance, unlike a refusal or a timeout.
+ * Whether a failure before the response head may go to another instance: connect-phase failures, and
+ * the first-byte timeout (issue 4 names it; the first upstream may still be generating, which is the
+ * price of not waiting longer). A reset or a broken answer after the request went out is not retried.
  */
-export function isConnectionLoss(err: Error): boolean {
-  return connectionLoss.has((err as { code?: string }).code ?? '');
+export function isSafeToRetry(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return beforeSending.has(code) || code === 'UND_ERR_HEADERS_TIMEOUT' || tlsFailure.test(code);
 }

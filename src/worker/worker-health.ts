@@ -14,6 +14,8 @@ export interface WorkerHealth {
   isOffered(id: string): boolean;
   /** Uses a trial grant; false when it was already used or withdrawn. */
   takeTrial(id: string): boolean;
+  /** A taken trial came to nothing (its client left): a grant for it may be offered again. */
+  releaseTrial(id: string): void;
 }
 
 // Long enough for a busy route to send a request, short enough that an idle worker does not sit on a
@@ -61,6 +63,9 @@ export function createWorkerHealth(decline: (id: string) => void): WorkerHealth 
       offered.delete(id);
       taken.add(id);
       return true;
+    },
+    releaseTrial(id) {
+      taken.delete(id);
     },
   };
 }

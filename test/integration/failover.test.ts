@@ -48,6 +48,8 @@ describe('failover (breaker off)', function () {
         { type: 'openai', host: 'flaky.proxy.test', ...upstream(b), weight: 1, api_key: 'sk-test-failover-alive-04' },
         { type: 'anthropic', host: 'pair.proxy.test', ...upstream(a), api_key: 'sk-test-failover-pair-a-05' },
         { type: 'anthropic', host: 'pair.proxy.test', ...upstream(b), api_key: 'sk-test-failover-pair-b-06' },
+        // No upstream key, no client keys: clients pass their own credentials through.
+        { type: 'openai', host: 'passthrough.proxy.test', ...upstream(a) },
       ],
     });
     clients.agent = createH1Agent(proxy.caPem);
@@ -105,6 +107,27 @@ describe('failover (breaker off)', function () {
       expect(attempts[1]).to.not.equal(attempts[2]);
       expect(res.headers['x-from']).to.equal(attempts[2]);
     }
+  });
+
+  it('a request the upstream received before its connection broke is not sent again: 502, one attempt', async function () {
+    const id = `reset-${nextId++}`;
+    a.override((request) => (testId(request) === id ? { close: true } : undefined));
+    b.override((request) => (testId(request) === id ? { close: true } : undefined));
+    const res = await h1Request(clients.agent, proxy.port, { host: 'pair.proxy.test', path: '/v1/messages', body: '{}', headers: { 'x-test-id': id } });
+    expect(res.status).to.equal(502);
+    expect(res.headers['x-llm-proxy-error']).to.equal('upstream_protocol');
+    expect([...a.requests, ...b.requests].filter((r) => testId(r) === id)).to.have.length(1);
+  });
+
+  it("a pass-through instance's 429 is its client's own: it does not cool the instance for others", async function () {
+    const id = `limited-${nextId++}`;
+    a.override((request) => (testId(request) === id ? { status: 429, headers: { 'retry-after': '30' } } : undefined));
+    const limited = await h1Request(clients.agent, proxy.port, { host: 'passthrough.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { 'x-test-id': id, authorization: 'Bearer client-a' } });
+    expect(limited.status).to.equal(429);
+    expect(limited.headers['x-llm-proxy-error']).to.equal(undefined);
+    await sleep(100);
+    const other = await h1Request(clients.agent, proxy.port, { host: 'passthrough.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: 'Bearer client-b' } });
+    expect(other.status).to.equal(200);
   });
 
   it('a stream that fails after its first byte is not retried: the h2 client sees a reset, never a clean end', async function () {

@@ -107,6 +107,26 @@ describe('health registry (primary)', function () {
     expect(registry.tableFor(workers[0] as number).trials).to.deep.equal([a]);
   });
 
+  it('a trial nobody could hold (no worker serving when the cooldown ended) goes to the first worker that asks', async function () {
+    workers = [];
+    registry.outcomes([[a, 0, 3, 3]]);
+    await sleep(80);
+    workers = [3];
+    expect(registry.tableFor(3).trials).to.deep.equal([a]);
+  });
+
+  it('a burst of 429s for one key is one change, not one per answer', async function () {
+    registry.cool(a, 5_000);
+    await sleep(0);
+    const after = changes;
+    for (let i = 0; i < 50; i++) registry.cool(a, 5_000 + i);
+    await sleep(0);
+    expect(changes).to.equal(after);
+    registry.cool(a, 7_000);
+    await sleep(0);
+    expect(changes).to.equal(after + 1);
+  });
+
   it('honours the probe thresholds both ways and marks a probe-down instance with no end', function () {
     registry.probeResult(b, false, 'status 503');
     expect(downIds(registry.tableFor(1))).to.deep.equal([]);
