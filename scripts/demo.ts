@@ -20,6 +20,9 @@ await mkdir(demoDir, { recursive: true });
 const certs = await writeCertificates(demoDir, { names: ['openai.example.com', 'anthropic.example.com', 'gemini.example.com'] });
 const mock = await startMockProvider();
 const upstream = { endpoint: '127.0.0.1', port: mock.port, tls: false };
+// Active health checks as an operator would set them: each provider's model list, every 10 s.
+const modelList = { health_check: { path: '/v1/models', timeout: 2 } };
+const geminiModelList = { health_check: { path: '/v1beta/models', timeout: 2 } };
 const config = {
   cert_file: certs.certFile,
   private_key_file: certs.keyFile,
@@ -27,11 +30,12 @@ const config = {
   workers: 2,
   log: { level: 'info', format: 'pretty' },
   auth_keys: [clientKey],
+  health_check_interval: 10,
   providers: [
     // Host routing, as in the original's README.
-    { type: 'openai', host: 'openai.example.com', ...upstream, api_keys: [{ key: 'sk-demo-upstream-a', weight: 1 }, { key: 'sk-demo-upstream-b', weight: 3 }] },
-    { type: 'anthropic', host: 'anthropic.example.com', ...upstream, api_key: 'sk-ant-demo-upstream' },
-    { type: 'gemini', host: 'gemini.example.com', ...upstream, api_key: 'gemini-demo-upstream' },
+    { type: 'openai', host: 'openai.example.com', ...upstream, api_keys: [{ key: 'sk-demo-upstream-a', weight: 1 }, { key: 'sk-demo-upstream-b', weight: 3 }], ...modelList },
+    { type: 'anthropic', host: 'anthropic.example.com', ...upstream, api_key: 'sk-ant-demo-upstream', ...modelList },
+    { type: 'gemini', host: 'gemini.example.com', ...upstream, api_key: 'gemini-demo-upstream', ...geminiModelList },
     // Path-prefix routing on one host name, handy for SDK base URLs.
     { type: 'openai', host: 'localhost/openai', ...upstream, api_key: 'sk-demo-upstream-a' },
     { type: 'anthropic', host: 'localhost/anthropic', ...upstream, api_key: 'sk-ant-demo-upstream' },
@@ -41,7 +45,7 @@ const config = {
 const configFile = join(demoDir, 'config.yml');
 await writeFile(configFile, `# yaml-language-server: $schema=../schema/config.schema.json\n${stringify(config)}`);
 
-const proxy = spawn(process.execPath, [join(root, 'dist/cli.js'), 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+const proxy = spawn(process.execPath, [join(root, 'dist/cli.js'), 'start', '-c', configFile, '--enable-health-check'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let announced = false;
 proxy.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk);
