@@ -83,5 +83,8 @@ function announce(): void {
   print('# A wrong key is refused before any upstream is contacted (401, OpenAI error format)');
   print(`curl ${ca} ${base}/openai/v1/models -H 'Authorization: Bearer wrong-key'`);
   print();
+  print('# The admin listener (plain HTTP, loopback): workers, routes, instance health; never a key');
+  print('curl http://127.0.0.1:9090/status');
+  print();
   print('Ctrl-C stops the proxy (it drains in-flight requests first) and the mock providers.');
 }

@@ -19,6 +19,7 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
   const { config } = loaded;
   const listen = parseListenAddress(overrides.listen ?? config.listen);
   if (!listen) throw new Error(`invalid listen address ${overrides.listen ?? config.listen}`);
+  const admin = config.admin.listen === false ? undefined : parseListenAddress(config.admin.listen);
   const globalClientKeys = config.auth_keys.map(toClientKey);
 
   const routes = new Map<string, RouteSpec>();
@@ -50,6 +51,7 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
     version,
     loadedAt: Date.now(),
     listen,
+    admin,
     tls: { cert: loaded.certPem, key: loaded.keyPem, ticketKeys },
     timeouts: {
       connectMs: config.timeouts.connect * 1000,

@@ -34,7 +34,7 @@ export async function runCli(argv: string[], version: string): Promise<void> {
     .option('--listen <ADDR:PORT>', 'TLS listen address (overrides `listen` in the config)', parseListen)
     .action(async (opts: { config: string; enableHealthCheck: boolean; workers?: number; listen?: string }) => {
       process.title = 'llm-proxy: primary';
-      await runPrimary({ configFile: opts.config, enableHealthCheck: opts.enableHealthCheck, workers: opts.workers, listen: opts.listen });
+      await runPrimary({ configFile: opts.config, enableHealthCheck: opts.enableHealthCheck, workers: opts.workers, listen: opts.listen, version });
     });
 
   program

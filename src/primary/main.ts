@@ -5,18 +5,22 @@ import { ConfigError } from '../shared/config/parse.js';
 import { formatHostPort } from '../shared/config/address.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
+import { startAdminServer, type AdminServer } from './admin-server.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
 import { resolveWorkerCount } from './cpu-count.js';
 import { startHealthProber, type HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
-import { createSupervisor } from './supervisor.js';
+import { buildStatus } from './status-report.js';
+import { createSupervisor, type Supervisor } from './supervisor.js';
 
 export interface StartOptions {
   configFile: string;
   enableHealthCheck: boolean;
   workers: number | undefined;
   listen: string | undefined;
+  /** package.json version, shown on /status. */
+  version: string;
 }
 
 /** What the control plane has done since start; read by /status and the metrics. */
@@ -60,6 +64,40 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     onWorkerGone: (workerId) => registry.workerGone(workerId),
   });
   registry.sync(snapshot);
+
+  const startedAt = Date.now();
+  let started = false;
+  const routes = {
+    '/healthz': () => ({ status: 200, body: { status: 'alive' } }),
+    '/readyz': () => {
+      const reason = unreadiness(started, shuttingDown, snapshot, supervisor);
+      return reason === undefined ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false, reason } };
+    },
+    '/status': () => ({
+      status: 200,
+      body: buildStatus({
+        version: options.version,
+        startedAt,
+        healthChecks: options.enableHealthCheck,
+        snapshot: () => snapshot,
+        reloads: () => ({ ...stats.reloads, lastError: stats.lastReloadError }),
+        workers: () => supervisor.workers(),
+        restarts: () => supervisor.restarts,
+        health: () => registry.report(),
+      }),
+    }),
+  };
+  let admin: AdminServer | undefined;
+  if (snapshot.admin !== undefined) {
+    try {
+      admin = await startAdminServer(snapshot.admin.host, snapshot.admin.port, routes, log);
+      log.info({ admin: formatHostPort(admin.address.host, admin.address.port) }, 'admin listening');
+    } catch (err) {
+      log.fatal({ reason: (err as Error).message, admin: formatHostPort(snapshot.admin.host, snapshot.admin.port) }, 'admin listener could not start');
+      log.flush();
+      process.exit(1);
+    }
+  }
   const prober: HealthProber | undefined = options.enableHealthCheck ? startHealthProber(log, registry, snapshot) : undefined;
 
   let shuttingDown = false;
@@ -102,6 +140,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     }
     const previous = snapshot;
     snapshot = next;
+    admin = await moveAdmin(admin, previous, next, routes, log);
     log.level = next.log.level;
     registry.sync(next);
     prober?.update(next);
@@ -134,14 +173,52 @@ export async function runPrimary(options: StartOptions): Promise<void> {
         routes: snapshot.routes.length,
         configVersion: snapshot.version,
         healthChecks: options.enableHealthCheck,
+        admin: admin === undefined ? false : formatHostPort(admin.address.host, admin.address.port),
       },
       'ready',
     );
+    started = true;
   } catch (err) {
     log.fatal({ reason: (err as Error).message }, 'workers could not start');
     supervisor.killAll();
     log.flush();
     process.exit(1);
+  }
+}
+
+/** Why /readyz says 503, or undefined when every wanted worker listens on a loaded config. */
+function unreadiness(started: boolean, shuttingDown: boolean, snapshot: Snapshot, supervisor: Supervisor): string | undefined {
+  if (shuttingDown) return 'shutting down';
+  if (!started) return 'workers starting';
+  const serving = supervisor.workers().filter((worker) => !worker.retiring);
+  const listening = serving.filter((worker) => worker.listening).length;
+  if (listening < snapshot.workers) return `${listening} of ${snapshot.workers} workers listening`;
+  return undefined;
+}
+
+/** Follows a changed admin.listen; a new address that cannot be bound keeps the old listener. */
+async function moveAdmin(
+  admin: AdminServer | undefined,
+  previous: Snapshot,
+  next: Snapshot,
+  routes: Parameters<typeof startAdminServer>[2],
+  log: Logger,
+): Promise<AdminServer | undefined> {
+  const same = previous.admin?.host === next.admin?.host && previous.admin?.port === next.admin?.port;
+  if (same) return admin;
+  if (next.admin === undefined) {
+    await admin?.close();
+    log.info('admin listener turned off');
+    return undefined;
+  }
+  try {
+    const moved = await startAdminServer(next.admin.host, next.admin.port, routes, log);
+    await admin?.close();
+    log.info({ admin: formatHostPort(moved.address.host, moved.address.port) }, 'admin listening');
+    return moved;
+  } catch (err) {
+    log.error({ reason: (err as Error).message }, 'admin listener cannot move to the new address; keeping the old one');
+    return admin;
   }
 }
 

@@ -56,6 +56,8 @@ export interface Snapshot {
   version: number;
   loadedAt: number;
   listen: { host: string; port: number };
+  /** The primary's admin listener; undefined when turned off (`admin.listen: false`). */
+  admin: { host: string; port: number } | undefined;
   tls: { cert: string; key: string; ticketKeys: string };
   timeouts: {
     connectMs: number;

@@ -23,6 +23,8 @@ export interface LogLine {
 
 export interface ProxyProcess {
   readonly port: number;
+  /** The admin listener's port, when the config has one. */
+  readonly adminPort: number | undefined;
   readonly origin: string;
   readonly configFile: string;
   readonly caPem: string;
@@ -67,7 +69,8 @@ function collectKeys(value: unknown, parentKey = ''): void {
 export async function writeConfig(config: Record<string, unknown>): Promise<string> {
   const certs = await testCertificates();
   const dir = await mkdtemp(join(tmpdir(), 'llm-proxy-test-'));
-  const full = { cert_file: certs.certFile, private_key_file: certs.keyFile, listen: '127.0.0.1:0', workers: 2, ...config };
+  // An ephemeral admin port too: several proxies run at once and 9090 may be taken.
+  const full = { cert_file: certs.certFile, private_key_file: certs.keyFile, listen: '127.0.0.1:0', workers: 2, admin: { listen: '127.0.0.1:0' }, ...config };
   collectKeys(full);
   const file = join(dir, 'config.yml');
   await writeFile(file, stringify(full));
@@ -150,6 +153,7 @@ export async function startProxyWithFile(configFile: string, args: string[] = []
   const port = Number(String(ready.listen).split(':').pop());
   return {
     port,
+    adminPort: typeof ready.admin === 'string' ? Number(ready.admin.split(':').pop()) : undefined,
     origin: `https://localhost:${port}`,
     configFile,
     caPem: certs.caPem,

@@ -1,0 +1,63 @@
+// The JSON behind the admin /status page: what runs, on which config, and how every instance is
+// doing. Built from the primary's own state when asked; names and masked labels only, never a key.
+import type { Snapshot } from '../shared/snapshot.js';
+import type { InstanceHealthReport } from './health-registry.js';
+import type { WorkerInfo } from './supervisor.js';
+
+export interface StatusSources {
+  version: string;
+  startedAt: number;
+  healthChecks: boolean;
+  snapshot(): Snapshot;
+  reloads(): { ok: number; failed: number; lastError: string | undefined };
+  workers(): WorkerInfo[];
+  restarts(): number;
+  health(): InstanceHealthReport[];
+}
+
+export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
+  const snapshot = sources.snapshot();
+  const health = new Map(sources.health().map((report) => [report.id, report]));
+  return {
+    version: sources.version,
+    uptimeSeconds: Math.round((now - sources.startedAt) / 1000),
+    config: {
+      version: snapshot.version,
+      loadedAt: new Date(snapshot.loadedAt).toISOString(),
+      reloads: sources.reloads(),
+    },
+    workers: {
+      wanted: snapshot.workers,
+      restarts: sources.restarts(),
+      list: sources.workers().map((worker) => ({
+        id: worker.id,
+        pid: worker.pid,
+        uptimeSeconds: Math.round((now - worker.startedAt) / 1000),
+        listening: worker.listening,
+        retiring: worker.retiring,
+        configVersion: worker.snapshotVersion,
+      })),
+    },
+    healthChecks: sources.healthChecks ? { intervalSeconds: snapshot.healthCheckIntervalMs / 1000 } : false,
+    routes: snapshot.routes.map((route) => ({
+      route: route.label,
+      type: route.type,
+      auth: route.authRequired,
+      clientKeys: [...snapshot.globalClientKeys, ...route.clientKeys].map((key) => key.label),
+      instances: route.instances.map((instance) => {
+        const state = health.get(instance.id);
+        return {
+          name: instance.name,
+          upstream: `${instance.tls ? 'https' : 'http'}://${instance.endpoint}:${instance.port}`,
+          weight: instance.weight,
+          available: state?.available ?? true,
+          probe: state?.probe ?? 'up',
+          lastProbeError: state?.lastProbeError,
+          breaker: state?.breaker ?? 'closed',
+          consecutiveFailures: state?.consecutiveFailures ?? 0,
+          coolingForMs: state?.coolingForMs ?? 0,
+        };
+      }),
+    })),
+  };
+}

@@ -1,0 +1,128 @@
+// Issue 5, shown 3 (admin part): the primary's plain-HTTP admin listener. /healthz while the process
+// lives, /readyz 503 until every worker listens (and while one is being replaced), /status with
+// routes, instances and health, and never a key.
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import { request } from 'undici';
+import { closedPort } from '../helpers/free-port.js';
+import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
+import { cliPath, keysUsed, startProxy, writeConfig, type ProxyProcess } from '../helpers/proxy-process.js';
+
+async function get(port: number, path: string): Promise<{ status: number; text: string; json: () => unknown }> {
+  const res = await request(`http://127.0.0.1:${port}${path}`);
+  const text = await res.body.text();
+  return { status: res.statusCode, text, json: () => JSON.parse(text) };
+}
+
+/** Polls a path until `stop`, recording each status (0: refused). */
+async function watch(port: number, path: string, stop: () => boolean): Promise<number[]> {
+  const seen: number[] = [];
+  while (!stop()) {
+    seen.push(await get(port, path).then((res) => res.status, () => 0));
+    await sleep(10);
+  }
+  return seen;
+}
+
+describe('admin listener', function () {
+  this.timeout(20_000);
+  let mock: MockProvider;
+
+  before(async function () {
+    mock = await startMockProvider();
+  });
+  after(async function () {
+    await mock?.close();
+  });
+
+  it('/readyz is 503 until the workers listen, then 200; /healthz answers 200', async function () {
+    const adminPort = await closedPort();
+    const file = await writeConfig({
+      admin: { listen: `127.0.0.1:${adminPort}` },
+      providers: [{ type: 'openai', host: 'admin.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false }],
+    });
+    const child = spawn(process.execPath, [cliPath, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    try {
+      let ready = false;
+      const statuses = await watch(adminPort, '/readyz', () => {
+        ready ||= out.includes('"msg":"ready"');
+        return ready;
+      });
+      // Whatever came before the listener (refused), then not ready, and only then ready.
+      const answered = statuses.filter((status) => status !== 0);
+      expect(answered.length, `statuses seen: ${statuses.join(',')}`).to.be.greaterThan(0);
+      expect(answered[0]).to.equal(503);
+      expect((await get(adminPort, '/readyz')).status).to.equal(200);
+      expect((await get(adminPort, '/healthz')).status).to.equal(200);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  });
+
+  describe('on a running proxy', function () {
+    let proxy: ProxyProcess;
+    const clientKey = 'sk-test-admin-client-key-0001';
+
+    before(async function () {
+      proxy = await startProxy({
+        auth_keys: [clientKey, { key: 'sk-test-admin-named-key-0002', name: 'team-a' }],
+        providers: [
+          { type: 'openai', host: 'admin.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false, api_keys: [{ key: 'sk-test-admin-upstream-0003', weight: 2 }] },
+          { type: 'anthropic', host: 'admin.proxy.test/claude', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: 'sk-test-admin-upstream-0004' },
+        ],
+      });
+    });
+    after(async function () {
+      await proxy?.stop();
+    });
+
+    it('/status lists version, config, workers, routes with instances, weights and health, and no key', async function () {
+      const res = await get(proxy.adminPort as number, '/status');
+      expect(res.status).to.equal(200);
+      const status = res.json() as {
+        version: string;
+        config: { version: number; reloads: { ok: number; failed: number } };
+        workers: { wanted: number; list: { pid: number; listening: boolean }[] };
+        routes: { route: string; type: string; clientKeys: string[]; instances: { name: string; weight: number; available: boolean; breaker: string }[] }[];
+      };
+      expect(status.version).to.match(/^\d+\.\d+\.\d+/);
+      expect(status.config.version).to.equal(1);
+      expect(status.config.reloads).to.include({ ok: 0, failed: 0 });
+      expect(status.workers.wanted).to.equal(2);
+      expect(status.workers.list.map((worker) => worker.listening)).to.deep.equal([true, true]);
+      expect(status.routes.map((route) => [route.route, route.type])).to.deep.equal([
+        ['admin.proxy.test', 'openai'],
+        ['admin.proxy.test/claude', 'anthropic'],
+      ]);
+      expect(status.routes[0]?.clientKeys).to.deep.equal(['sk-...0001', 'team-a']);
+      expect(status.routes[0]?.instances[0]).to.deep.include({ weight: 2, available: true, breaker: 'closed' });
+      for (const key of keysUsed) expect(res.text).to.not.include(key);
+    });
+
+    it('/readyz turns 503 while a killed worker is replaced, then 200 again', async function () {
+      const pid = (await get(proxy.adminPort as number, '/status').then((res) => res.json() as { workers: { list: { pid: number }[] } })).workers.list[0]?.pid as number;
+      let back = false;
+      const watching = watch(proxy.adminPort as number, '/readyz', () => back);
+      process.kill(pid, 'SIGKILL');
+      await proxy.waitForLog((line) => line.msg === 'worker exited unexpectedly, replacing it', 5_000);
+      for (let i = 0; i < 200 && (await get(proxy.adminPort as number, '/readyz')).status !== 200; i++) await sleep(25);
+      back = true;
+      const statuses = await watching;
+      expect(statuses).to.include(503);
+      expect(statuses.at(-1)).to.equal(200);
+    });
+
+    it('an unknown admin path is 404 in JSON, and only GET/HEAD are served', async function () {
+      const missing = await get(proxy.adminPort as number, '/nope');
+      expect(missing.status).to.equal(404);
+      expect(missing.json()).to.have.property('endpoints');
+      const post = await request(`http://127.0.0.1:${proxy.adminPort}/status`, { method: 'POST', body: '{}' });
+      await post.body.dump();
+      expect(post.statusCode).to.equal(405);
+    });
+  });
+});
