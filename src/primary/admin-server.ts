@@ -5,7 +5,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../shared/log.js';
 
-export type AdminRoute = (req: IncomingMessage) => { status: number; body: unknown } | undefined;
+/** A JSON body, or `text` sent as is with its content type (the Prometheus exposition format). */
+export type AdminAnswer = { status: number; body: unknown } | { status: number; text: string; contentType: string };
+export type AdminRoute = (req: IncomingMessage) => AdminAnswer | Promise<AdminAnswer>;
 
 export interface AdminServer {
   readonly address: { host: string; port: number };
@@ -20,9 +22,13 @@ export function startAdminServer(host: string, port: number, routes: Readonly<Re
     const path = (req.url ?? '/').split('?', 1)[0] as string;
     const route = routes[path];
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'only GET and HEAD' }, { allow: 'GET, HEAD' });
-    const answer = route?.(req);
-    if (answer === undefined) return send(res, 404, { error: `no admin endpoint ${path}`, endpoints: Object.keys(routes) });
-    send(res, answer.status, answer.body);
+    if (route === undefined) return send(res, 404, { error: `no admin endpoint ${path}`, endpoints: Object.keys(routes) });
+    Promise.resolve()
+      .then(() => route(req))
+      .then(
+        (answer) => ('text' in answer ? sendText(res, answer.status, answer.text, answer.contentType) : send(res, answer.status, answer.body)),
+        (err: unknown) => send(res, 503, { error: (err as Error).message }),
+      );
   });
   // An orchestrator polls these for the life of the process; a slow client must not hold a socket.
   server.headersTimeout = 5_000;
@@ -48,7 +54,10 @@ export function startAdminServer(host: string, port: number, routes: Readonly<Re
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-  const text = `${JSON.stringify(body, null, 2)}\n`;
-  res.writeHead(status, { ...noStore, ...extra, 'content-length': Buffer.byteLength(text) });
+  sendText(res, status, `${JSON.stringify(body, null, 2)}\n`, noStore['content-type'], extra);
+}
+
+function sendText(res: ServerResponse, status: number, text: string, contentType: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { ...noStore, 'content-type': contentType, ...extra, 'content-length': Buffer.byteLength(text) });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }

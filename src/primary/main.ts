@@ -11,6 +11,7 @@ import { resolveWorkerCount } from './cpu-count.js';
 import { startHealthProber, type HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
+import { createPrimaryMetrics } from './primary-metrics.js';
 import { buildStatus } from './status-report.js';
 import { createSupervisor, type Supervisor } from './supervisor.js';
 
@@ -65,6 +66,11 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   });
   registry.sync(snapshot);
 
+  const metrics = createPrimaryMetrics({
+    health: () => registry.report(),
+    listeningWorkers: () => supervisor.workers().filter((worker) => worker.listening && !worker.retiring).length,
+    restarts: () => supervisor.restarts,
+  });
   const startedAt = Date.now();
   let started = false;
   const routes = {
@@ -73,6 +79,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       const reason = unreadiness(started, shuttingDown, snapshot, supervisor);
       return reason === undefined ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false, reason } };
     },
+    '/metrics': async () => ({ status: 200, ...(await metrics.render()) }),
     '/status': () => ({
       status: 200,
       body: buildStatus({
@@ -120,20 +127,25 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
+  const countReload = (error: string | undefined) => {
+    if (error === undefined) stats.reloads.ok += 1;
+    else stats.reloads.failed += 1;
+    stats.lastReloadError = error;
+    metrics.reload(error === undefined ? 'ok' : 'failed');
+  };
+
   const reload = async () => {
-    const next = await loadNext(options, log, snapshot.version + 1, ticketKeys, overrides);
-    if (next === undefined || shuttingDown) {
-      if (next === undefined) stats.reloads.failed += 1;
-      return;
-    }
+    const loadedNext = await loadNext(options, log, snapshot.version + 1, ticketKeys, overrides);
+    if ('error' in loadedNext) return countReload(loadedNext.error);
+    const next = loadedNext.snapshot;
+    if (shuttingDown) return;
     const rebinding = next.listen.host !== snapshot.listen.host || next.listen.port !== snapshot.listen.port;
     if (rebinding) {
       try {
         const address = await supervisor.rebind(next, next.workers);
         log.info({ listen: formatHostPort(address.host, address.port) }, 'listening on the new address, draining the old workers');
       } catch (err) {
-        stats.reloads.failed += 1;
-        stats.lastReloadError = (err as Error).message;
+        countReload((err as Error).message);
         log.error({ reason: (err as Error).message }, 'config reload failed, keeping the running config');
         return;
       }
@@ -148,8 +160,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       if (next.workers !== previous.workers) supervisor.resize(next.workers);
       await supervisor.broadcast(next);
     }
-    stats.reloads.ok += 1;
-    stats.lastReloadError = undefined;
+    countReload(undefined);
     log.info({ configVersion: next.version, routes: next.routes.length, workers: next.workers }, 'config applied');
   };
 
@@ -159,7 +170,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     if (shuttingDown) return;
     log.info('SIGHUP: reloading the config');
     reloading = reloading.then(reload).catch((err: unknown) => {
-      stats.reloads.failed += 1;
+      countReload((err as Error).message);
       log.error({ reason: (err as Error).message }, 'config reload failed, keeping the running config');
     });
   });
@@ -222,22 +233,22 @@ async function moveAdmin(
   }
 }
 
-/** Reads and validates the config again; undefined (after logging why) when it cannot be used. */
+/** Reads and validates the config again; the error (logged already) when it cannot be used. */
 async function loadNext(
   options: StartOptions,
   log: Logger,
   version: number,
   ticketKeys: string,
   overrides: SnapshotOverrides,
-): Promise<Snapshot | undefined> {
+): Promise<{ snapshot: Snapshot } | { error: string }> {
   try {
     const loaded = await loadConfig(options.configFile);
     for (const warning of loaded.warnings) log.warn({ warning }, 'config warning');
     const workers = await resolveWorkerCount(options.workers ?? loaded.config.workers);
-    return buildSnapshot(loaded, version, ticketKeys, workers, overrides);
+    return { snapshot: buildSnapshot(loaded, version, ticketKeys, workers, overrides) };
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues.length : 1;
     log.error({ reason: (err as Error).message, issues }, 'config reload failed, keeping the running config');
-    return undefined;
+    return { error: (err as Error).message };
   }
 }

@@ -5,6 +5,7 @@ import cluster from 'node:cluster';
 import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
+import { createWorkerMetrics } from './metrics.js';
 import { createOutcomeReporter } from './outcome-reporter.js';
 import { handleExchange, type ExchangeContext } from './proxy-exchange.js';
 import { compileRouteTable } from './route-table.js';
@@ -23,6 +24,7 @@ export function runWorker(): void {
   let draining = false;
   const pools = createUpstreamPools(() => (snapshot as Snapshot).timeouts);
   const outcomes = createOutcomeReporter(send);
+  const metrics = createWorkerMetrics();
   const health = createWorkerHealth((id) => outcomes.trial(id, 'declined'));
   const idPrefix = `${randomBytes(3).toString('hex')}${(cluster.worker?.id ?? 0).toString(36)}`;
   let counter = 0;
@@ -31,6 +33,7 @@ export function runWorker(): void {
     log: undefined as unknown as Logger,
     outcomes,
     health,
+    metrics,
     nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
   };
 

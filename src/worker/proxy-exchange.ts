@@ -9,6 +9,7 @@ import type { Logger } from '../shared/log.js';
 import type { Downstream } from './downstream.js';
 import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
+import type { UpstreamErrorReason, WorkerMetrics } from './metrics.js';
 import type { OutcomeReporter } from './outcome-reporter.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
 import { retryAfterMs } from './retry-after.js';
@@ -21,6 +22,7 @@ export interface ExchangeContext {
   readonly log: Logger;
   readonly outcomes: OutcomeReporter;
   readonly health: WorkerHealth;
+  readonly metrics: WorkerMetrics;
   nextRequestId(): string;
 }
 
@@ -67,7 +69,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
     record.status = proxyErrors[code].status;
     record.flag = proxyErrors[code].flag;
     respondWithError(down, table, code);
-    writeAccessLog(ctx.log, record);
+    writeAccessLog(ctx, record);
   };
 
   const target = down.target;
@@ -91,7 +93,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       record.flag = 'DC';
       record.reason = 'client closed during the request body';
       down.abort();
-      return writeAccessLog(ctx.log, record);
+      return writeAccessLog(ctx, record);
     }
     const exchange = new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body);
     const trial = route.trial;
@@ -106,7 +108,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       record.status = proxyErrors[code].status;
       record.flag = proxyErrors[code].flag;
       respondWithError(down, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
-      return writeAccessLog(ctx.log, record);
+      return writeAccessLog(ctx, record);
     }
     exchange.attempt(picker.pick(), false);
   });
@@ -146,6 +148,7 @@ class Exchange {
   #held: HeldAnswer | undefined;
   #clientGone = false;
   #finished = false;
+  #streaming = false;
 
   constructor(
     readonly down: Downstream,
@@ -199,7 +202,7 @@ class Exchange {
     // A 401/403 to a key of ours means that key is revoked or lacks access: the instance is broken,
     // not the client (whose credentials never reach the upstream). Pass-through instances excepted.
     const keyRefused = (status === 401 || status === 403) && instance.spec.upstreamKey !== undefined;
-    this.report(attempt, status < 500 && !keyRefused);
+    this.report(attempt, status < 500 && !keyRefused, 'status');
     // A pass-through instance carries the client's own key: its 429 is that client's business.
     if (status === 429 && instance.spec.upstreamKey !== undefined) {
       const waitMs = retryAfterMs(headers);
@@ -233,15 +236,16 @@ class Exchange {
         this.ctx.outcomes.trial(attempt.instance.spec.id, 'declined');
       }
       record.flag = 'DC';
+      this.#streamEnded();
       down.abort();
-      return writeAccessLog(this.ctx.log, record);
+      return writeAccessLog(this.ctx, record);
     }
     if (attempt.mode === 'relay') return this.#failMidStream(attempt, err);
     if (attempt.mode === 'hold') {
       // The held answer could not be read whole; what counts is that another instance is tried.
       return this.#retryFrom(attempt.instance, err);
     }
-    this.report(attempt, false);
+    this.report(attempt, false, errorReason(err));
     record.reason = upstreamErrorReason(err);
     // A POST the upstream may already be working on is not sent again (it would generate and bill
     // twice), except after the first-byte timeout, which the failover contract names.
@@ -256,6 +260,7 @@ class Exchange {
       const next = this.route.selection.picker?.pick(previous);
       if (next !== undefined && next !== previous) {
         this.#attemptsLeft -= 1;
+        this.ctx.metrics.retry(this.route.spec.label);
         return this.attempt(next, false);
       }
     }
@@ -272,7 +277,7 @@ class Exchange {
     record.status = proxyErrors[code].status;
     record.flag = proxyErrors[code].flag;
     respondWithError(down, this.route.table, code);
-    writeAccessLog(this.ctx.log, record);
+    writeAccessLog(this.ctx, record);
   }
 
   relayHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
@@ -282,6 +287,10 @@ class Exchange {
     const type = headers['content-type'];
     const eventStream = typeof type === 'string' && type.includes('text/event-stream');
     attempt.relay(eventStream);
+    if (eventStream) {
+      this.#streaming = true;
+      this.ctx.metrics.streamOpened();
+    }
     try {
       down.respond(status, buildResponseHeaders(headers, eventStream), eventStream);
     } catch {
@@ -306,19 +315,28 @@ class Exchange {
     } catch {
       down.abort();
     }
-    writeAccessLog(this.ctx.log, record);
+    writeAccessLog(this.ctx, record);
+  }
+
+  #streamEnded(): void {
+    if (!this.#streaming) return;
+    this.#streaming = false;
+    this.ctx.metrics.streamClosed();
   }
 
   onEnd(): void {
     this.#finished = true;
+    this.#streamEnded();
     this.down.end();
-    writeAccessLog(this.ctx.log, this.record);
+    writeAccessLog(this.ctx, this.record);
   }
 
   #failMidStream(attempt: Attempt, err: Error): void {
     const { record, down } = this;
     this.#finished = true;
     if (!attempt.trial) this.ctx.outcomes.failure(attempt.instance.outcomes);
+    this.ctx.metrics.upstreamError('cut');
+    this.#streamEnded();
     record.reason = record.reason ?? upstreamErrorReason(err);
     if (!down.headersSent) {
       // respond() threw: nothing was sent, so the client still gets a proper error.
@@ -339,13 +357,14 @@ class Exchange {
       }
       down.abort();
     }
-    writeAccessLog(this.ctx.log, record);
+    writeAccessLog(this.ctx, record);
   }
 
   /** Passive health: one result per attempt, or the trial's verdict for a half-open instance. */
-  report(attempt: Attempt, ok: boolean): void {
+  report(attempt: Attempt, ok: boolean, reason: UpstreamErrorReason): void {
     if (attempt.reported) return;
     attempt.reported = true;
+    if (!ok) this.ctx.metrics.upstreamError(reason);
     if (attempt.trial) this.ctx.outcomes.trial(attempt.instance.spec.id, ok ? 'ok' : 'failed');
     else if (ok) this.ctx.outcomes.success(attempt.instance.outcomes);
     else this.ctx.outcomes.failure(attempt.instance.outcomes);
@@ -416,12 +435,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-function writeAccessLog(log: Logger, record: ExchangeRecord): void {
+function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
   if (record.logged) return;
   record.logged = true;
   const down = record.down;
+  const durationMs = performance.now() - record.startedAt;
+  ctx.metrics.exchange(record.route?.spec.label ?? '', record.route?.spec.type ?? '', record.status, durationMs, record.ttfbMs);
   const q = down.target.indexOf('?');
-  log.info(
+  ctx.log.info(
     {
       reqId: record.reqId,
       method: down.method,
@@ -438,10 +459,15 @@ function writeAccessLog(log: Logger, record: ExchangeRecord): void {
       bytesIn: down.bytesIn,
       bytesOut: down.bytesOut,
       ttfbMs: record.ttfbMs < 0 ? undefined : round(record.ttfbMs),
-      durationMs: round(performance.now() - record.startedAt),
+      durationMs: round(durationMs),
     },
     'request',
   );
+}
+
+function errorReason(err: Error): UpstreamErrorReason {
+  const code = classifyUpstreamError(err);
+  return code === 'upstream_timeout' ? 'timeout' : code === 'upstream_protocol' ? 'protocol' : 'unreachable';
 }
 
 function round(ms: number): number {

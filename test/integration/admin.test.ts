@@ -5,14 +5,39 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { request } from 'undici';
+import { createH1Agent, h1Request, h2Request, openH2Session } from '../helpers/clients.js';
 import { closedPort } from '../helpers/free-port.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
 import { cliPath, keysUsed, startProxy, writeConfig, type ProxyProcess } from '../helpers/proxy-process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 async function get(port: number, path: string): Promise<{ status: number; text: string; json: () => unknown }> {
   const res = await request(`http://127.0.0.1:${port}${path}`);
   const text = await res.body.text();
   return { status: res.statusCode, text, json: () => JSON.parse(text) };
+}
+
+/**
+ * Parses the Prometheus text format strictly enough to catch a malformed exposition: every line is a
+ * comment (# HELP / # TYPE with a known type) or `name{labels} value`; each series appears once.
+ */
+function parseExposition(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ')) continue;
+    if (line.startsWith('# TYPE ')) {
+      expect(line.split(' ')[3], line).to.be.oneOf(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+      continue;
+    }
+    const match = sample.exec(line);
+    expect(match, `not a valid sample line: ${line}`).to.not.equal(null);
+    const series = `${match?.[1]}${match?.[2] ?? ''}`;
+    expect(samples.has(series), `series twice: ${series}`).to.equal(false);
+    samples.set(series, Number(match?.[3]));
+  }
+  return samples;
 }
 
 /** Polls a path until `stop`, recording each status (0: refused). */
@@ -114,6 +139,46 @@ describe('admin listener', function () {
       const statuses = await watching;
       expect(statuses).to.include(503);
       expect(statuses.at(-1)).to.equal(200);
+    });
+
+    it('/metrics sums exact totals over both workers, by route and status, in valid exposition format, with no key', async function () {
+      const agent = createH1Agent(proxy.caPem);
+      const h2 = await openH2Session(proxy.caPem, proxy.port);
+      try {
+        const ok = (i: number) =>
+          i % 2 === 0
+            ? h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-metric-mix': String(i) } })
+            : h2Request(h2, { host: 'admin.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: `Bearer ${clientKey}` } });
+        const results = [
+          ...(await Promise.all(Array.from({ length: 12 }, (_, i) => ok(i)))),
+          ...(await Promise.all(Array.from({ length: 3 }, () => h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/claude/v1/messages', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-mock-status': '503' } })))),
+          ...(await Promise.all(Array.from({ length: 2 }, () => h1Request(agent, proxy.port, { host: 'nowhere.proxy.test', path: '/v1/models' })))),
+        ];
+        expect(results.map((res) => res.status)).to.deep.equal([...Array(12).fill(200), 503, 503, 503, 404, 404]);
+        // Access lines reach stdout in batches (up to 200 ms later).
+        const served = () => proxy.logs.filter((line) => line.msg === 'request' && line.route === 'admin.proxy.test');
+        await waitUntil(() => served().length >= 12, 3_000, 'the access-log lines of the mix');
+        const pids = new Set(served().map((line) => line.pid));
+        expect(pids.size, 'both workers served some of the mix').to.equal(2);
+
+        const res = await get(proxy.adminPort as number, '/metrics');
+        expect(res.status).to.equal(200);
+        const samples = parseExposition(res.text);
+        expect(samples.get('llm_proxy_requests_total{route="admin.proxy.test",provider="openai",status="200"}')).to.equal(12);
+        expect(samples.get('llm_proxy_requests_total{route="admin.proxy.test/claude",provider="anthropic",status="503"}')).to.equal(3);
+        expect(samples.get('llm_proxy_requests_total{route="",provider="",status="404"}')).to.equal(2);
+        expect(samples.get('llm_proxy_request_duration_seconds_count{route="admin.proxy.test",provider="openai"}')).to.equal(12);
+        expect(samples.get('llm_proxy_time_to_first_byte_seconds_bucket{le="300",route="admin.proxy.test",provider="openai"}')).to.equal(12);
+        expect(samples.get('llm_proxy_upstream_errors_total{reason="status"}')).to.equal(3);
+        expect(samples.get('llm_proxy_instance_healthy{route="admin.proxy.test",instance="127.0.0.1#0"}')).to.equal(1);
+        expect(samples.get('llm_proxy_workers')).to.equal(2);
+        expect(samples.get('llm_proxy_config_reloads_total{result="failed"}')).to.equal(0);
+        expect([...samples.keys()].some((name) => name.startsWith('process_cpu_seconds_total'))).to.equal(true);
+        for (const key of keysUsed) expect(res.text).to.not.include(key);
+      } finally {
+        h2.close();
+        await agent.close();
+      }
     });
 
     it('an unknown admin path is 404 in JSON, and only GET/HEAD are served', async function () {
