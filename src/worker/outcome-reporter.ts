@@ -17,8 +17,11 @@ export interface OutcomeReporter {
   counterFor(id: string): OutcomeCounter;
   success(counter: OutcomeCounter): void;
   failure(counter: OutcomeCounter): void;
-  /** An upstream 429 asked to wait: sent at once, so the other workers stop using that key too. */
-  cool(id: string, ms: number): void;
+  /**
+   * An upstream 429 asked to wait: sent at once, so the other workers stop using that key too.
+   * False when an earlier report already covers it.
+   */
+  cool(id: string, ms: number): boolean;
   /** Forgets counters of instances no snapshot has any more (their last counts are still sent). */
   retainOnly(ids: ReadonlySet<string>): void;
   trial(id: string, result: 'ok' | 'failed' | 'declined'): void;
@@ -80,9 +83,10 @@ export function createOutcomeReporter(send: (message: WorkerMessage) => void): O
     },
     cool(id, ms) {
       const until = Date.now() + ms;
-      if (until < (coolingUntil.get(id) ?? 0) + 1_000) return;
+      if (until < (coolingUntil.get(id) ?? 0) + 1_000) return false;
       coolingUntil.set(id, until);
       send({ type: 'llm-proxy:cool', id, ms });
+      return true;
     },
     retainOnly(ids) {
       for (const id of counters.keys()) if (!ids.has(id)) counters.delete(id);

@@ -206,7 +206,10 @@ class Exchange {
     // A pass-through instance carries the client's own key: its 429 is that client's business.
     if (status === 429 && instance.spec.upstreamKey !== undefined) {
       const waitMs = retryAfterMs(headers);
-      if (waitMs > 0) this.ctx.outcomes.cool(instance.spec.id, waitMs);
+      if (waitMs > 0 && this.ctx.outcomes.cool(instance.spec.id, waitMs)) {
+        this.ctx.health.coolLocally(instance.spec.id, Date.now() + waitMs);
+        this.ctx.routeTable.applyHealth(this.ctx.health);
+      }
     }
     if (this.#attemptsLeft > 0 && this.routeTable.retryStatuses.has(status)) {
       const next = this.route.selection.picker?.pick(instance);

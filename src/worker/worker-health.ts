@@ -16,6 +16,11 @@ export interface WorkerHealth {
   takeTrial(id: string): boolean;
   /** A taken trial came to nothing (its client left): a grant for it may be offered again. */
   releaseTrial(id: string): void;
+  /**
+   * Cools an instance here at once, on this worker's own 429: the primary's table, which tells every
+   * worker, is a round trip away, and this worker's next request must not go to that key meanwhile.
+   */
+  coolLocally(id: string, until: number): void;
 }
 
 // Long enough for a busy route to send a request, short enough that an idle worker does not sit on a
@@ -26,6 +31,11 @@ export function createWorkerHealth(decline: (id: string) => void): WorkerHealth 
   let seq = -1;
   let down = new Map<string, number>();
   let cooling = new Set<string>();
+  const localCooling = new Map<string, number>();
+  const localUntil = (id: string) => {
+    const until = localCooling.get(id);
+    return until !== undefined && until > Date.now() ? until : undefined;
+  };
   const offered = new Map<string, NodeJS.Timeout>();
   const taken = new Set<string>();
 
@@ -35,6 +45,8 @@ export function createWorkerHealth(decline: (id: string) => void): WorkerHealth 
       seq = table.seq;
       down = new Map(table.down.map(([id, until]) => [id, until]));
       cooling = new Set(table.down.filter((entry) => entry[2] === 1).map(([id]) => id));
+      const now = Date.now();
+      for (const [id, until] of localCooling) if (until <= now || down.has(id)) localCooling.delete(id);
       const granted = new Set(table.trials);
       for (const [id, timer] of offered) {
         if (granted.has(id)) continue;
@@ -53,8 +65,8 @@ export function createWorkerHealth(decline: (id: string) => void): WorkerHealth 
       }
       return true;
     },
-    downUntil: (id) => down.get(id),
-    isCoolingOnly: (id) => cooling.has(id),
+    downUntil: (id) => down.get(id) ?? localUntil(id),
+    isCoolingOnly: (id) => cooling.has(id) || (!down.has(id) && localUntil(id) !== undefined),
     isOffered: (id) => offered.has(id),
     takeTrial(id) {
       const timer = offered.get(id);
@@ -66,6 +78,9 @@ export function createWorkerHealth(decline: (id: string) => void): WorkerHealth 
     },
     releaseTrial(id) {
       taken.delete(id);
+    },
+    coolLocally(id, until) {
+      localCooling.set(id, until);
     },
   };
 }
