@@ -42,7 +42,7 @@ export function runWorker(): void {
     snapshot = next;
     if (log === undefined) log = createLogger({ level: next.log.level, format: next.log.format, base: { worker: cluster.worker?.id } });
     else log.level = next.log.level;
-    const routeTable = compileRouteTable(next, { pools, outcomes }, health);
+    const routeTable = compileRouteTable(next, { pools, outcomes, metrics }, health);
     context.routeTable = routeTable;
     context.log = log;
     const instances = next.routes.flatMap((route) => route.instances);

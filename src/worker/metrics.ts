@@ -10,17 +10,23 @@ export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 /** Why an attempt at an upstream failed; a closed set, so the series count is fixed. */
 export type UpstreamErrorReason = 'unreachable' | 'timeout' | 'protocol' | 'status' | 'cut';
 
-interface RouteSeries {
-  duration: Histogram.Internal<string>;
-  ttfb: Histogram.Internal<string>;
-  byStatus: Map<number, Counter.Internal>;
-  retries: Counter.Internal;
+/** One route's series, resolved when the route table is compiled, so a request never hashes labels. */
+export interface RouteSeries {
+  readonly duration: Histogram.Internal<string>;
+  readonly ttfb: Histogram.Internal<string>;
+  readonly byStatus: Map<number, Counter.Internal>;
+  readonly retries: Counter.Internal;
+  readonly route: string;
+  readonly provider: string;
 }
 
 export interface WorkerMetrics {
-  /** One finished exchange; route and provider are '' when no route matched. */
-  exchange(route: string, provider: string, status: number, durationMs: number, ttfbMs: number): void;
-  retry(route: string): void;
+  /** The series of a route (the same object for the same route and provider across snapshots). */
+  routeSeries(route: string, provider: string): RouteSeries;
+  /** Where requests that matched no route are counted (route and provider ''). */
+  readonly unrouted: RouteSeries;
+  exchange(series: RouteSeries, status: number, durationMs: number, ttfbMs: number): void;
+  retry(series: RouteSeries): void;
   upstreamError(reason: UpstreamErrorReason): void;
   streamOpened(): void;
   streamClosed(): void;
@@ -40,31 +46,31 @@ export function createWorkerMetrics(): WorkerMetrics {
   const upstreamErrors = new Counter({ name: 'llm_proxy_upstream_errors_total', help: 'Failed upstream attempts, by reason.', labelNames: ['reason'], registers: [registry] });
   const activeStreams = new Gauge({ name: 'llm_proxy_active_streams', help: 'Event streams being relayed now.', registers: [registry] });
 
-  // Children resolved once per route (and status), not per request: a label lookup hashes its values.
   const series = new Map<string, RouteSeries>();
-  const seriesFor = (route: string, provider: string): RouteSeries => {
+  const routeSeries = (route: string, provider: string): RouteSeries => {
     const key = `${route}\u0000${provider}`;
     let found = series.get(key);
     if (found === undefined) {
-      found = { duration: duration.labels(route, provider), ttfb: ttfb.labels(route, provider), byStatus: new Map(), retries: retries.labels(route) };
+      found = { duration: duration.labels(route, provider), ttfb: ttfb.labels(route, provider), byStatus: new Map(), retries: retries.labels(route), route, provider };
       series.set(key, found);
     }
     return found;
   };
 
   return {
-    exchange(route, provider, status, durationMs, ttfbMs) {
-      const s = seriesFor(route, provider);
+    routeSeries,
+    unrouted: routeSeries('', ''),
+    exchange(s, status, durationMs, ttfbMs) {
       let counter = s.byStatus.get(status);
       if (counter === undefined) {
-        counter = requests.labels(route, provider, String(status));
+        counter = requests.labels(s.route, s.provider, String(status));
         s.byStatus.set(status, counter);
       }
       counter.inc();
       s.duration.observe(durationMs / 1000);
       if (ttfbMs >= 0) s.ttfb.observe(ttfbMs / 1000);
     },
-    retry: (route) => seriesFor(route, '').retries.inc(),
+    retry: (s) => s.retries.inc(),
     upstreamError: (reason) => upstreamErrors.inc({ reason }),
     streamOpened: () => activeStreams.inc(),
     streamClosed: () => activeStreams.dec(),

@@ -6,7 +6,7 @@ import { defaultErrorTable } from '../shared/providers/registry.js';
 import { proxyErrors, type ProxyErrorCode } from '../shared/errors.js';
 import type { ProviderTable } from '../shared/providers/table.js';
 import type { Logger } from '../shared/log.js';
-import type { Downstream } from './downstream.js';
+import type { Downstream, OutgoingHeaders } from './downstream.js';
 import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
 import type { UpstreamErrorReason, WorkerMetrics } from './metrics.js';
@@ -14,7 +14,7 @@ import type { OutcomeReporter } from './outcome-reporter.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
 import { retryAfterMs } from './retry-after.js';
 import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteTable } from './route-table.js';
-import { classifyUpstreamError, isSafeToRetry, upstreamErrorReason } from './upstream-errors.js';
+import { classifyUpstreamError, isSafeToRetry, upstreamErrorKind, upstreamErrorReason } from './upstream-errors.js';
 import type { WorkerHealth } from './worker-health.js';
 
 export interface ExchangeContext {
@@ -63,14 +63,17 @@ class ExchangeRecord {
   ) {}
 }
 
+/** The proxy answers by itself (in the route's provider format) and logs the exchange. */
+function answerWithProxyError(ctx: ExchangeContext, record: ExchangeRecord, table: ProviderTable, code: ProxyErrorCode, extraHeaders?: OutgoingHeaders): void {
+  record.status = proxyErrors[code].status;
+  record.flag = proxyErrors[code].flag;
+  respondWithError(record.down, table, code, extraHeaders);
+  writeAccessLog(ctx, record);
+}
+
 export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   const record = new ExchangeRecord(ctx.nextRequestId(), down);
-  const fail = (table: ProviderTable, code: ProxyErrorCode) => {
-    record.status = proxyErrors[code].status;
-    record.flag = proxyErrors[code].flag;
-    respondWithError(down, table, code);
-    writeAccessLog(ctx, record);
-  };
+  const fail = (table: ProviderTable, code: ProxyErrorCode) => answerWithProxyError(ctx, record, table, code);
 
   const target = down.target;
   // Only origin-form targets: an absolute URL or `*` must never steer where the request goes.
@@ -95,22 +98,19 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       down.abort();
       return writeAccessLog(ctx, record);
     }
-    const exchange = new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body);
+    const start = (instance: CompiledInstance, trial: boolean) =>
+      new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body).attempt(instance, trial);
     const trial = route.trial;
     if (trial !== undefined) {
       route.trial = undefined;
-      if (ctx.health.takeTrial(trial.spec.id)) return exchange.attempt(trial, true);
+      if (ctx.health.takeTrial(trial.spec.id)) return start(trial, true);
     }
     const selection = route.selection;
-    const picker = selection.picker;
-    if (picker === undefined) {
+    if (selection.picker === undefined) {
       const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
-      record.status = proxyErrors[code].status;
-      record.flag = proxyErrors[code].flag;
-      respondWithError(down, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
-      return writeAccessLog(ctx, record);
+      return answerWithProxyError(ctx, record, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
     }
-    exchange.attempt(picker.pick(), false);
+    start(selection.picker.pick(), false);
   });
 }
 
@@ -248,7 +248,7 @@ class Exchange {
       // The held answer could not be read whole; what counts is that another instance is tried.
       return this.#retryFrom(attempt.instance, err);
     }
-    this.report(attempt, false, errorReason(err));
+    this.report(attempt, false, upstreamErrorKind(err));
     record.reason = upstreamErrorReason(err);
     // A POST the upstream may already be working on is not sent again (it would generate and bill
     // twice), except after the first-byte timeout, which the failover contract names.
@@ -256,14 +256,16 @@ class Exchange {
     else this.#answerWith(err);
   }
 
-  /** Starts the next attempt if one is left and allowed, else answers with what there is. */
-  /** Failover goes to another instance only: the one that just failed would most likely fail again. */
+  /**
+   * Starts the next attempt if one is left, else answers with what there is. Failover goes to another
+   * instance only: the one that just failed would most likely fail again.
+   */
   #retryFrom(previous: CompiledInstance, err?: Error): void {
     if (this.#attemptsLeft > 0 && !this.#clientGone) {
       const next = this.route.selection.picker?.pick(previous);
       if (next !== undefined && next !== previous) {
         this.#attemptsLeft -= 1;
-        this.ctx.metrics.retry(this.route.spec.label);
+        this.ctx.metrics.retry(this.route.metrics);
         return this.attempt(next, false);
       }
     }
@@ -274,13 +276,8 @@ class Exchange {
   #answerWith(err?: Error): void {
     const held = this.#held;
     if (held !== undefined) return this.#relayHeld(held);
-    const { record, down } = this;
     this.#finished = true;
-    const code = err === undefined ? 'upstream_unreachable' : classifyUpstreamError(err);
-    record.status = proxyErrors[code].status;
-    record.flag = proxyErrors[code].flag;
-    respondWithError(down, this.route.table, code);
-    writeAccessLog(this.ctx, record);
+    answerWithProxyError(this.ctx, this.record, this.route.table, err === undefined ? 'upstream_unreachable' : classifyUpstreamError(err));
   }
 
   relayHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
@@ -341,25 +338,19 @@ class Exchange {
     this.ctx.metrics.upstreamError('cut');
     this.#streamEnded();
     record.reason = record.reason ?? upstreamErrorReason(err);
-    if (!down.headersSent) {
-      // respond() threw: nothing was sent, so the client still gets a proper error.
-      const code = classifyUpstreamError(err);
-      record.status = proxyErrors[code].status;
-      record.flag = proxyErrors[code].flag;
-      respondWithError(down, this.route.table, code);
-    } else {
-      // Mid-stream failure: never a clean end after a 200 (the client would take a cut answer as whole).
-      record.flag = 'UC';
-      const event = this.route.table.streamErrorEvent;
-      if (event !== undefined && attempt.eventStream) {
-        try {
-          down.write(Buffer.from(event('upstream stream interrupted')));
-        } catch {
-          // the stream is being cut anyway
-        }
+    // respond() threw: nothing was sent, so the client still gets a proper error.
+    if (!down.headersSent) return answerWithProxyError(this.ctx, record, this.route.table, classifyUpstreamError(err));
+    // Mid-stream failure: never a clean end after a 200 (the client would take a cut answer as whole).
+    record.flag = 'UC';
+    const event = this.route.table.streamErrorEvent;
+    if (event !== undefined && attempt.eventStream) {
+      try {
+        down.write(Buffer.from(event('upstream stream interrupted')));
+      } catch {
+        // the stream is being cut anyway
       }
-      down.abort();
     }
+    down.abort();
     writeAccessLog(this.ctx, record);
   }
 
@@ -443,7 +434,7 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
   record.logged = true;
   const down = record.down;
   const durationMs = performance.now() - record.startedAt;
-  ctx.metrics.exchange(record.route?.spec.label ?? '', record.route?.spec.type ?? '', record.status, durationMs, record.ttfbMs);
+  ctx.metrics.exchange(record.route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
   const q = down.target.indexOf('?');
   ctx.log.info(
     {
@@ -466,11 +457,6 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
     },
     'request',
   );
-}
-
-function errorReason(err: Error): UpstreamErrorReason {
-  const code = classifyUpstreamError(err);
-  return code === 'upstream_timeout' ? 'timeout' : code === 'upstream_protocol' ? 'protocol' : 'unreachable';
 }
 
 function round(ms: number): number {

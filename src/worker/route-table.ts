@@ -6,6 +6,7 @@ import type { InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
 import { upstreamHostHeader } from '../shared/upstream-origin.js';
 import { createClientKeyMatcher, type ClientKeyMatcher } from './client-keys.js';
 import { createWeightedPicker, type WeightedPicker } from './instance-picker.js';
+import type { RouteSeries, WorkerMetrics } from './metrics.js';
 import type { OutcomeCounter, OutcomeReporter } from './outcome-reporter.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { WorkerHealth } from './worker-health.js';
@@ -50,6 +51,7 @@ export interface CompiledRoute {
   trial: CompiledInstance | undefined;
   /** Lower-case header names never forwarded on this route: hop-by-hop plus client credentials. */
   readonly credentialHeaders: ReadonlySet<string>;
+  readonly metrics: RouteSeries;
 }
 
 export interface RouteMatch {
@@ -71,6 +73,7 @@ export interface RouteTable {
 export interface RouteTableDeps {
   pools: UpstreamPools;
   outcomes: OutcomeReporter;
+  metrics: WorkerMetrics;
 }
 
 export function compileRouteTable(snapshot: Snapshot, deps: RouteTableDeps, health: WorkerHealth): RouteTable {
@@ -153,6 +156,7 @@ function compileRoute(spec: RouteSpec, snapshot: Snapshot, deps: RouteTableDeps)
     selection: { picker: createWeightedPicker(instances, (instance) => instance.spec.weight), backAt: Infinity, probeWaitMs: undefined, rateLimited: false },
     trial: undefined,
     credentialHeaders: new Set(table.clientKeyHeaders),
+    metrics: deps.metrics.routeSeries(spec.label, spec.type),
   };
 }
 

@@ -1,6 +1,7 @@
 // Which proxy error an undici failure before the response headers becomes. Timeouts are 504 as in
 // nginx; refusals, resolution and TLS failures 502 "unreachable"; a broken answer 502 "protocol".
 import type { ProxyErrorCode } from '../shared/errors.js';
+import type { UpstreamErrorReason } from './metrics.js';
 
 const timeouts = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 const protocol = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INFO', 'UND_ERR_RESPONSE_STATUS_CODE']);
@@ -10,6 +11,12 @@ export function classifyUpstreamError(err: Error): ProxyErrorCode {
   if (timeouts.has(code)) return 'upstream_timeout';
   if (protocol.has(code) || code.startsWith('HPE_')) return 'upstream_protocol';
   return 'upstream_unreachable';
+}
+
+/** The metric reason of a failure before the response head. */
+export function upstreamErrorKind(err: Error): UpstreamErrorReason {
+  const code = classifyUpstreamError(err);
+  return code === 'upstream_timeout' ? 'timeout' : code === 'upstream_protocol' ? 'protocol' : 'unreachable';
 }
 
 /** A short reason for logs, never containing a URL (a Gemini target carries the key in its query). */
