@@ -34,7 +34,12 @@ const cannedAnswer = Buffer.from(
 );
 const mismatchAnswer = Buffer.from('{"error":{"message":"bench mock: body length or CRC-32 differs from x-body-crc32","type":"bench_error"}}');
 
-function eventFor(index: number): string {
+// The last event of a stream is the usage chunk OpenAI sends when `stream_options.include_usage` is
+// set, so the proxy's usage tap has real work in S4 and the event count stays the token count.
+const usageEvent = 'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":200,"total_tokens":212}}\n\n';
+
+function eventFor(index: number, last: boolean): string {
+  if (last) return usageEvent;
   const delta = JSON.stringify({ content: `tok${index} ` });
   return `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":${delta},"finish_reason":null}]}\n\n`;
 }
@@ -93,7 +98,7 @@ function streamTokens(ask: Ask, reply: Reply): void {
       reply.end('data: [DONE]\n\n');
       return;
     }
-    reply.write(eventFor(sent));
+    reply.write(eventFor(sent, sent === ask.tokens - 1));
     sent += 1;
     stats.eventsSent += 1;
   };

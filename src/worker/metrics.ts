@@ -3,6 +3,7 @@
 // the totals hold whichever worker took a connection. Label values come from the config (route,
 // provider type) or from a small fixed set, never from a client.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TokenUsage } from '../shared/usage/token-usage.js';
 
 // From a 5 ms cached answer to a 5 minute generation.
 export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -10,12 +11,25 @@ export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 /** Why an attempt at an upstream failed; a closed set, so the series count is fixed. */
 export type UpstreamErrorReason = 'unreachable' | 'timeout' | 'protocol' | 'status' | 'cut';
 
+/** Why the proxy itself answered 429: every upstream key cooling after the provider's own 429s. */
+export type RateLimitReason = 'upstream';
+
+/**
+ * A route may show this many distinct model names (per worker); later ones are counted as `other`,
+ * since the name comes from the client and must not be able to grow the series without bound.
+ */
+export const maxModelsPerRoute = 100;
+const maxModelLabelLength = 128;
+
+type TokenSeries = Record<keyof TokenUsage, Counter.Internal>;
+
 /** One route's series, resolved when the route table is compiled, so a request never hashes labels. */
 export interface RouteSeries {
   readonly duration: Histogram.Internal<string>;
   readonly ttfb: Histogram.Internal<string>;
   readonly byStatus: Map<number, Counter.Internal>;
   readonly retries: Counter.Internal;
+  readonly tokensByModel: Map<string, TokenSeries>;
   readonly route: string;
   readonly provider: string;
 }
@@ -27,6 +41,9 @@ export interface WorkerMetrics {
   readonly unrouted: RouteSeries;
   exchange(series: RouteSeries, status: number, durationMs: number, ttfbMs: number): void;
   retry(series: RouteSeries): void;
+  /** `model` as the request named it ('' for none); capped per route. */
+  tokens(series: RouteSeries, model: string, usage: TokenUsage): void;
+  rateLimited(series: RouteSeries, reason: RateLimitReason): void;
   upstreamError(reason: UpstreamErrorReason): void;
   streamOpened(): void;
   streamClosed(): void;
@@ -45,13 +62,37 @@ export function createWorkerMetrics(): WorkerMetrics {
   const retries = new Counter({ name: 'llm_proxy_retries_total', help: 'Further attempts on another instance (failover).', labelNames: ['route'], registers: [registry] });
   const upstreamErrors = new Counter({ name: 'llm_proxy_upstream_errors_total', help: 'Failed upstream attempts, by reason.', labelNames: ['reason'], registers: [registry] });
   const activeStreams = new Gauge({ name: 'llm_proxy_active_streams', help: 'Event streams being relayed now.', registers: [registry] });
+  const tokens = new Counter({
+    name: 'llm_proxy_tokens_total',
+    help: 'Tokens the upstream reported, by kind: input (uncached prompt), output, cache_read, cache_write; the kinds are disjoint.',
+    labelNames: ['route', 'provider', 'model', 'kind'],
+    registers: [registry],
+  });
+  const rateLimited = new Counter({ name: 'llm_proxy_rate_limited_total', help: 'Requests the proxy answered with 429, by reason.', labelNames: ['route', 'reason'], registers: [registry] });
+
+  const tokenSeries = (s: RouteSeries, model: string): TokenSeries => {
+    let found = s.tokensByModel.get(model);
+    if (found !== undefined) return found;
+    const label = s.tokensByModel.size >= maxModelsPerRoute || model.length > maxModelLabelLength ? 'other' : model;
+    found = s.tokensByModel.get(label);
+    if (found === undefined) {
+      found = {
+        input: tokens.labels(s.route, s.provider, label, 'input'),
+        output: tokens.labels(s.route, s.provider, label, 'output'),
+        cacheRead: tokens.labels(s.route, s.provider, label, 'cache_read'),
+        cacheWrite: tokens.labels(s.route, s.provider, label, 'cache_write'),
+      };
+      s.tokensByModel.set(label, found);
+    }
+    return found;
+  };
 
   const series = new Map<string, RouteSeries>();
   const routeSeries = (route: string, provider: string): RouteSeries => {
     const key = `${route}\u0000${provider}`;
     let found = series.get(key);
     if (found === undefined) {
-      found = { duration: duration.labels(route, provider), ttfb: ttfb.labels(route, provider), byStatus: new Map(), retries: retries.labels(route), route, provider };
+      found = { duration: duration.labels(route, provider), ttfb: ttfb.labels(route, provider), byStatus: new Map(), retries: retries.labels(route), tokensByModel: new Map(), route, provider };
       series.set(key, found);
     }
     return found;
@@ -71,6 +112,14 @@ export function createWorkerMetrics(): WorkerMetrics {
       if (ttfbMs >= 0) s.ttfb.observe(ttfbMs / 1000);
     },
     retry: (s) => s.retries.inc(),
+    tokens(s, model, usage) {
+      const counters = tokenSeries(s, model);
+      if (usage.input > 0) counters.input.inc(usage.input);
+      if (usage.output > 0) counters.output.inc(usage.output);
+      if (usage.cacheRead > 0) counters.cacheRead.inc(usage.cacheRead);
+      if (usage.cacheWrite > 0) counters.cacheWrite.inc(usage.cacheWrite);
+    },
+    rateLimited: (s, reason) => rateLimited.labels(s.route, reason).inc(),
     upstreamError: (reason) => upstreamErrors.inc({ reason }),
     streamOpened: () => activeStreams.inc(),
     streamClosed: () => activeStreams.dec(),

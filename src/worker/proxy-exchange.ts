@@ -11,10 +11,12 @@ import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
 import type { UpstreamErrorReason, WorkerMetrics } from './metrics.js';
 import type { OutcomeReporter } from './outcome-reporter.js';
+import type { TokenUsage } from '../shared/usage/token-usage.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
 import { retryAfterMs } from './retry-after.js';
 import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteTable } from './route-table.js';
 import { classifyUpstreamError, isSafeToRetry, upstreamErrorKind, upstreamErrorReason } from './upstream-errors.js';
+import { createUsageTap, type UsageTap } from './usage-tap.js';
 import type { WorkerHealth } from './worker-health.js';
 
 export interface ExchangeContext {
@@ -49,8 +51,12 @@ const holdLimitBytes = 64 * 1024;
 class ExchangeRecord {
   readonly startedAt = performance.now();
   route: CompiledRoute | undefined;
+  /** Request target as sent upstream (route prefix removed); '' until routed. */
+  upstreamTarget = '';
+  body: Buffer | null = null;
   instance: CompiledInstance | undefined;
   attempts = 0;
+  usage: TokenUsage | undefined;
   ttfbMs = -1;
   status = 0;
   flag: string | undefined;
@@ -83,6 +89,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   if (match === undefined) return fail(defaultErrorTable, 'no_route');
   const route = match.route;
   record.route = route;
+  record.upstreamTarget = match.upstreamTarget;
   const table = route.table;
   const snapshot = routeTable.snapshot;
 
@@ -98,6 +105,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
       down.abort();
       return writeAccessLog(ctx, record);
     }
+    record.body = body;
     const start = (instance: CompiledInstance, trial: boolean) =>
       new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body).attempt(instance, trial);
     const trial = route.trial;
@@ -108,6 +116,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
     const selection = route.selection;
     if (selection.picker === undefined) {
       const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
+      if (selection.rateLimited) ctx.metrics.rateLimited(route.metrics, 'upstream');
       return answerWithProxyError(ctx, record, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
     }
     start(selection.picker.pick(), false);
@@ -149,6 +158,7 @@ class Exchange {
   #clientGone = false;
   #finished = false;
   #streaming = false;
+  #tap: UsageTap | undefined;
 
   constructor(
     readonly down: Downstream,
@@ -241,7 +251,7 @@ class Exchange {
       record.flag = 'DC';
       this.#streamEnded();
       down.abort();
-      return writeAccessLog(this.ctx, record);
+      return this.#account();
     }
     if (attempt.mode === 'relay') return this.#failMidStream(attempt, err);
     if (attempt.mode === 'hold') {
@@ -286,7 +296,10 @@ class Exchange {
     record.ttfbMs = performance.now() - record.startedAt;
     const type = headers['content-type'];
     const eventStream = typeof type === 'string' && type.includes('text/event-stream');
-    attempt.relay(eventStream);
+    // Only a success reports usage; an error body never carries any.
+    const tap = status >= 200 && status < 300 ? createUsageTap(this.route.table.usage, headers, eventStream) : undefined;
+    this.#tap = tap;
+    attempt.relay(eventStream, tap);
     if (eventStream) {
       this.#streaming = true;
       this.ctx.metrics.streamOpened();
@@ -328,7 +341,18 @@ class Exchange {
     this.#finished = true;
     this.#streamEnded();
     this.down.end();
-    writeAccessLog(this.ctx, this.record);
+    this.#account();
+  }
+
+  /** The access line and the metrics wait for the tap (a compressed body decodes a little later). */
+  #account(): void {
+    const tap = this.#tap;
+    if (tap === undefined) return writeAccessLog(this.ctx, this.record);
+    this.#tap = undefined;
+    tap.finish((usage) => {
+      this.record.usage = usage;
+      writeAccessLog(this.ctx, this.record);
+    });
   }
 
   #failMidStream(attempt: Attempt, err: Error): void {
@@ -351,7 +375,7 @@ class Exchange {
       }
     }
     down.abort();
-    writeAccessLog(this.ctx, record);
+    this.#account();
   }
 
   /** Passive health: one result per attempt, or the trial's verdict for a half-open instance. */
@@ -372,6 +396,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   eventStream = false;
   #controller: Dispatcher.DispatchController | undefined;
   #held: HeldAnswer | undefined;
+  #tap: UsageTap | undefined;
 
   constructor(
     readonly exchange: Exchange,
@@ -384,9 +409,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.#held = held;
   }
 
-  relay(eventStream: boolean): void {
+  relay(eventStream: boolean, tap: UsageTap | undefined): void {
     this.mode = 'relay';
     this.eventStream = eventStream;
+    this.#tap = tap;
   }
 
   abort(err: Error): void {
@@ -416,6 +442,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       controller.pause();
       down.onceDrain(() => controller.resume());
     }
+    // After the write: the client never waits for the tap.
+    this.#tap?.push(chunk);
   }
 
   onResponseEnd(): void {
@@ -434,7 +462,12 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
   record.logged = true;
   const down = record.down;
   const durationMs = performance.now() - record.startedAt;
-  ctx.metrics.exchange(record.route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
+  const route = record.route;
+  ctx.metrics.exchange(route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
+  // Read now, after the exchange: the scan of the request body never delayed the forward.
+  const model = route === undefined ? undefined : route.table.usage.model(record.upstreamTarget, record.body);
+  const usage = record.usage;
+  if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
   const q = down.target.indexOf('?');
   ctx.log.info(
     {
@@ -443,10 +476,11 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
       // Never the query: a Gemini client may carry its key there.
       path: q === -1 ? down.target : down.target.slice(0, q),
       protocol: down.protocol,
-      route: record.route?.spec.label,
-      provider: record.route?.spec.type,
+      route: route?.spec.label,
+      provider: route?.spec.type,
+      model: model === undefined ? undefined : model.slice(0, maxLoggedModelLength),
       instance: record.instance?.spec.name,
-      attempts: record.attempts > 1 ? record.attempts : undefined,
+      attempts: record.attempts > 0 ? record.attempts : undefined,
       status: record.status,
       code: record.flag,
       reason: record.reason,
@@ -454,10 +488,17 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
       bytesOut: down.bytesOut,
       ttfbMs: record.ttfbMs < 0 ? undefined : round(record.ttfbMs),
       durationMs: round(durationMs),
+      inputTokens: usage?.input,
+      outputTokens: usage?.output,
+      cacheReadTokens: usage?.cacheRead,
+      cacheWriteTokens: usage?.cacheWrite,
     },
     'request',
   );
 }
+
+// A model name comes from the client: long enough for any real one, short enough to keep lines atomic.
+const maxLoggedModelLength = 200;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

@@ -349,7 +349,14 @@ function* anthropicStream(g: Generation): Generator<string> {
   yield sse('message_delta', {
     type: 'message_delta',
     delta: { stop_reason: 'end_turn', stop_sequence: null },
-    usage: { output_tokens: g.tokens },
+    // Current API versions restate the input and cache counts here as running totals: a tap that
+    // added them to message_start's would count cache reads twice.
+    usage: {
+      input_tokens: g.inputTokens,
+      cache_read_input_tokens: g.cacheReadTokens,
+      cache_creation_input_tokens: g.cacheWriteTokens,
+      output_tokens: g.tokens,
+    },
   });
   yield sse('message_stop', { type: 'message_stop' });
 }

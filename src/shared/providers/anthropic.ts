@@ -1,5 +1,7 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
+import { readTopLevelString } from '../usage/model-name.js';
+import { count, has, isRecord, type JsonRecord, type UsageFormat, type TokenUsage } from '../usage/token-usage.js';
 
 const errorTypes: Record<ErrorKind, string> = {
   invalid_request: 'invalid_request_error',
@@ -12,6 +14,41 @@ const errorTypes: Record<ErrorKind, string> = {
   timeout: 'timeout_error',
 };
 
+const fields: readonly (readonly [string, keyof TokenUsage])[] = [
+  ['input_tokens', 'input'],
+  ['output_tokens', 'output'],
+  ['cache_read_input_tokens', 'cacheRead'],
+  ['cache_creation_input_tokens', 'cacheWrite'],
+];
+
+// A stream reports usage twice: message_start (on its message) with the input and cache counts and a
+// first output count, then message_delta with the final output count and, in newer API versions, the
+// input and cache counts again. Every count is a running total, so a later report replaces a field
+// rather than adding to it (adding would count cache reads twice). input_tokens already excludes
+// what was read from or written to the cache.
+const usage: UsageFormat = {
+  key: 'usage',
+  lastWins: false,
+  read(document, into) {
+    if (!isRecord(document)) return false;
+    const message = document['message'];
+    const reported = isRecord(message) ? message['usage'] : document['usage'];
+    if (!isRecord(reported)) return false;
+    return fold(reported, into);
+  },
+  model: (_path, body) => (body === null ? undefined : readTopLevelString(body, 'model')),
+};
+
+function fold(reported: JsonRecord, into: TokenUsage): boolean {
+  let found = false;
+  for (const [field, kind] of fields) {
+    if (!has(reported, field)) continue;
+    into[kind] = count(reported[field]);
+    found = true;
+  }
+  return found;
+}
+
 export const anthropicTable: ProviderTable = {
   type: 'anthropic',
   requiresUpstreamKey: true,
@@ -23,4 +60,5 @@ export const anthropicTable: ProviderTable = {
   errorBody: (_status, kind, _code, message) => JSON.stringify({ type: 'error', error: { type: errorTypes[kind], message } }),
   // Anthropic's stream format has a terminal error event; SDKs raise it instead of ending quietly.
   streamErrorEvent: (message) => `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message } })}\n\n`,
+  usage,
 };

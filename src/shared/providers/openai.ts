@@ -1,5 +1,7 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
+import { readTopLevelString } from '../usage/model-name.js';
+import { count, has, isRecord, type UsageFormat } from '../usage/token-usage.js';
 
 const errorTypes: Record<ErrorKind, string> = {
   invalid_request: 'invalid_request_error',
@@ -12,6 +14,44 @@ const errorTypes: Record<ErrorKind, string> = {
   timeout: 'server_error',
 };
 
+
+function cachedTokens(details: unknown): number {
+  return isRecord(details) ? count(details['cached_tokens']) : 0;
+}
+
+// Chat completions and embeddings report prompt/completion tokens (in the body, or in the one final
+// stream chunk when the client set stream_options.include_usage); the Responses API reports
+// input/output tokens on its response object, which stream events carry as `response`. Both count
+// cached prompt tokens inside the prompt total.
+const usage: UsageFormat = {
+  key: 'usage',
+  lastWins: true,
+  read(document, into) {
+    if (!isRecord(document)) return false;
+    const holder = isRecord(document['response']) ? document['response'] : document;
+    const reported = holder['usage'];
+    if (!isRecord(reported)) return false;
+    let prompt: number;
+    let cached: number;
+    if (has(reported, 'prompt_tokens') || has(reported, 'completion_tokens')) {
+      prompt = count(reported['prompt_tokens']);
+      cached = cachedTokens(reported['prompt_tokens_details']);
+      into.output = count(reported['completion_tokens']);
+    } else if (has(reported, 'input_tokens') || has(reported, 'output_tokens')) {
+      prompt = count(reported['input_tokens']);
+      cached = cachedTokens(reported['input_tokens_details']);
+      into.output = count(reported['output_tokens']);
+    } else {
+      return false;
+    }
+    into.cacheRead = Math.min(cached, prompt);
+    into.input = prompt - into.cacheRead;
+    into.cacheWrite = 0;
+    return true;
+  },
+  model: (_path, body) => (body === null ? undefined : readTopLevelString(body, 'model')),
+};
+
 export const openaiTable: ProviderTable = {
   type: 'openai',
   requiresUpstreamKey: false,
@@ -22,4 +62,5 @@ export const openaiTable: ProviderTable = {
   // The OpenAI SDKs read error.message / error.type / error.code from this shape.
   errorBody: (_status, kind, code, message) => JSON.stringify({ error: { message, type: errorTypes[kind], param: null, code } }),
   streamErrorEvent: undefined,
+  usage,
 };

@@ -1,6 +1,7 @@
 // The contract every provider type fills in. Shared code asks a table; it never tests a type name.
 import type { ErrorKind } from '../errors.js';
 import type { ProviderType } from '../config/schema.js';
+import type { UsageFormat } from '../usage/token-usage.js';
 
 export interface ProviderTable {
   readonly type: ProviderType;
@@ -18,6 +19,8 @@ export interface ProviderTable {
   errorBody(status: number, kind: ErrorKind, code: string, message: string): string;
   /** A terminal SSE event telling the client the stream failed, where the format has one. */
   streamErrorEvent: ((message: string) => string) | undefined;
+  /** Where responses report token usage and requests name their model. */
+  readonly usage: UsageFormat;
 }
 
 const bearer = /^bearer\s+/i;

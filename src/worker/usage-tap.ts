@@ -1,0 +1,165 @@
+// The usage tap of DESIGN 4.8: it sees each response chunk after the chunk was handed to the client
+// and finds the token usage the provider reports, without ever holding the stream up. Only documents
+// that carry the usage key are parsed (a byte search decides), and where the provider restates the
+// whole usage each time only the last such document is parsed, once, at the end. A compressed body is
+// decoded here for the tap alone; the client gets the bytes as they came.
+import type { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, constants as zlib } from 'node:zlib';
+import { JsonDocuments } from '../shared/usage/json-documents.js';
+import { hasObjectKey, lastObjectValue } from '../shared/usage/json-key.js';
+import { SseParser } from '../shared/usage/sse-parser.js';
+import { emptyUsage, type TokenUsage, type UsageFormat } from '../shared/usage/token-usage.js';
+
+export interface UsageTap {
+  push(chunk: Buffer): void;
+  /** The body ended or was cut: calls back once with the usage seen (undefined when none was). */
+  finish(done: (usage: TokenUsage | undefined) => void): void;
+}
+
+type UpstreamHeaders = Record<string, string | string[] | undefined>;
+
+/**
+ * Larger than any usage-bearing document a provider sends (a Responses API `response.completed`
+ * event repeats the whole output); a larger one is skipped instead of held.
+ */
+const maxDocumentBytes = 8 * 1024 * 1024;
+/** A compressed body that inflates past this is a bomb, not an answer: the tap gives up on it. */
+const maxDecodedBytes = 256 * 1024 * 1024;
+
+/** Collects usage from the documents a body splitter finds. */
+class UsageCollector {
+  readonly #format: UsageFormat;
+  readonly #quotedKey: Buffer;
+  readonly #usage = emptyUsage();
+  #found = false;
+  /** lastWins: the latest document with usage, and the one before in case the latest was cut short. */
+  #latest: Buffer | undefined;
+  #previous: Buffer | undefined;
+
+  constructor(format: UsageFormat) {
+    this.#format = format;
+    this.#quotedKey = Buffer.from(JSON.stringify(format.key));
+  }
+
+  document(bytes: Buffer): void {
+    if (!hasObjectKey(bytes, this.#quotedKey)) return;
+    if (!this.#format.lastWins) {
+      this.#read(bytes);
+      return;
+    }
+    this.#previous = this.#latest;
+    this.#latest = bytes;
+  }
+
+  tail(bytes: Buffer): void {
+    const value = lastObjectValue(bytes, this.#quotedKey);
+    if (value !== undefined) this.#found = this.#format.read({ [this.#format.key]: value }, this.#usage) || this.#found;
+  }
+
+  result(): TokenUsage | undefined {
+    if (this.#latest !== undefined && !this.#read(this.#latest) && this.#previous !== undefined) this.#read(this.#previous);
+    this.#latest = this.#previous = undefined;
+    return this.#found ? this.#usage : undefined;
+  }
+
+  #read(bytes: Buffer): boolean {
+    let document: unknown;
+    try {
+      document = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      return false;
+    }
+    const read = this.#format.read(document, this.#usage);
+    this.#found ||= read;
+    return read;
+  }
+}
+
+/** A tap over the decoded body: an event stream or JSON. */
+class BodyTap implements UsageTap {
+  readonly #collector: UsageCollector;
+  readonly #splitter: SseParser | JsonDocuments;
+  #finished = false;
+
+  constructor(format: UsageFormat, eventStream: boolean) {
+    const collector = new UsageCollector(format);
+    this.#collector = collector;
+    this.#splitter = eventStream
+      ? new SseParser((_event, data) => collector.document(data), maxDocumentBytes)
+      : new JsonDocuments({ document: (bytes) => collector.document(bytes), tail: (bytes) => collector.tail(bytes) }, maxDocumentBytes);
+  }
+
+  push(chunk: Buffer): void {
+    if (!this.#finished) this.#splitter.push(chunk);
+  }
+
+  finish(done: (usage: TokenUsage | undefined) => void): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#splitter.finish();
+    done(this.#collector.result());
+  }
+}
+
+/** Decodes a compressed body for the inner tap; zlib works off the event loop, so this ends later. */
+class DecodingTap implements UsageTap {
+  readonly #inner: BodyTap;
+  readonly #decoder: Transform;
+  #decoded = 0;
+  #finishing = false;
+  #done: ((usage: TokenUsage | undefined) => void) | undefined;
+
+  constructor(inner: BodyTap, decoder: Transform) {
+    this.#inner = inner;
+    this.#decoder = decoder;
+    decoder.on('data', (chunk: Buffer) => {
+      this.#decoded += chunk.length;
+      if (this.#decoded > maxDecodedBytes) decoder.destroy();
+      else inner.push(chunk);
+    });
+    // A corrupt or truncated body: the usage seen until then is what there is.
+    decoder.on('error', () => undefined);
+    decoder.once('close', () => {
+      this.#finishing = true;
+      const done = this.#done;
+      this.#done = undefined;
+      if (done !== undefined) inner.finish(done);
+    });
+  }
+
+  push(chunk: Buffer): void {
+    if (!this.#finishing && !this.#decoder.destroyed) this.#decoder.write(chunk);
+  }
+
+  finish(done: (usage: TokenUsage | undefined) => void): void {
+    if (this.#decoder.destroyed) {
+      this.#inner.finish(done);
+      return;
+    }
+    this.#done = done;
+    this.#decoder.end();
+  }
+}
+
+// finishFlush: a body cut short still yields what it decoded instead of an 'unexpected end' error.
+const decoders: Record<string, () => Transform> = {
+  gzip: () => createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH }),
+  'x-gzip': () => createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH }),
+  deflate: () => createInflate({ finishFlush: zlib.Z_SYNC_FLUSH }),
+  br: () => createBrotliDecompress({ finishFlush: zlib.BROTLI_OPERATION_FLUSH }),
+};
+
+function headerValue(headers: UpstreamHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** A tap for this response, or undefined when its body cannot carry usage we can read. */
+export function createUsageTap(format: UsageFormat, headers: UpstreamHeaders, eventStream: boolean): UsageTap | undefined {
+  if (!eventStream && !(headerValue(headers, 'content-type') ?? '').includes('json')) return undefined;
+  const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase() ?? 'identity';
+  const inner = new BodyTap(format, eventStream);
+  if (encoding === 'identity' || encoding === '') return inner;
+  const decoder = decoders[encoding];
+  return decoder === undefined ? undefined : new DecodingTap(inner, decoder());
+}
