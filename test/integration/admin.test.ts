@@ -9,35 +9,13 @@ import { createH1Agent, h1Request, h2Request, openH2Session } from '../helpers/c
 import { closedPort } from '../helpers/free-port.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
 import { cliPath, keysUsed, startProxy, writeConfig, type ProxyProcess } from '../helpers/proxy-process.js';
+import { parseExposition } from '../helpers/prometheus.js';
 import { waitUntil } from '../helpers/wait.js';
 
 async function get(port: number, path: string): Promise<{ status: number; text: string; json: () => unknown }> {
   const res = await request(`http://127.0.0.1:${port}${path}`);
   const text = await res.body.text();
   return { status: res.statusCode, text, json: () => JSON.parse(text) };
-}
-
-/**
- * Parses the Prometheus text format strictly enough to catch a malformed exposition: every line is a
- * comment (# HELP / # TYPE with a known type) or `name{labels} value`; each series appears once.
- */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/;
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('# HELP ')) continue;
-    if (line.startsWith('# TYPE ')) {
-      expect(line.split(' ')[3], line).to.be.oneOf(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-      continue;
-    }
-    const match = sample.exec(line);
-    expect(match, `not a valid sample line: ${line}`).to.not.equal(null);
-    const series = `${match?.[1]}${match?.[2] ?? ''}`;
-    expect(samples.has(series), `series twice: ${series}`).to.equal(false);
-    samples.set(series, Number(match?.[3]));
-  }
-  return samples;
 }
 
 /** Polls a path until `stop`, recording each status (0: refused). */
