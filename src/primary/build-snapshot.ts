@@ -2,9 +2,9 @@
 // grouping and auth rules are decided here, once, not per request.
 import { createHash } from 'node:crypto';
 import { parseListenAddress, parseRouteHost } from '../shared/config/address.js';
-import type { ClientKeyEntry, ProviderConfig } from '../shared/config/schema.js';
+import type { ClientKeyEntry, Config, ProviderConfig } from '../shared/config/schema.js';
 import { maskKey } from '../shared/log.js';
-import type { ClientKeySpec, HealthCheckSpec, InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
+import type { ClientKeySpec, HealthCheckSpec, InstanceSpec, RateLimitSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
 import type { LoadedConfig } from './load-config.js';
 
 export interface SnapshotOverrides {
@@ -20,6 +20,12 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
   const listen = parseListenAddress(overrides.listen ?? config.listen);
   if (!listen) throw new Error(`invalid listen address ${overrides.listen ?? config.listen}`);
   const admin = config.admin.listen === false ? undefined : parseListenAddress(config.admin.listen);
+  const limits = keyLimits(config);
+  const toClientKey = (entry: ClientKeyEntry): ClientKeySpec => {
+    const key = typeof entry === 'string' ? entry : entry.key;
+    const label = (typeof entry === 'string' ? undefined : entry.name) ?? maskKey(key);
+    return { key, label, limit: limits.get(key) };
+  };
   const globalClientKeys = config.auth_keys.map(toClientKey);
 
   const routes = new Map<string, RouteSpec>();
@@ -73,8 +79,27 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
   };
 }
 
-function toClientKey(entry: ClientKeyEntry): ClientKeySpec {
-  return typeof entry === 'string' ? { key: entry, label: maskKey(entry) } : { key: entry.key, label: entry.name ?? maskKey(entry.key) };
+/**
+ * Each limited key's limits, wherever in the config they were written: they hold for the key on
+ * every route (validation made sure a key has at most one set). The id names the key's buckets in
+ * IPC and in the store without carrying the key, and stays the same across reloads, so the buckets
+ * survive one (the store adjusts them when the values change).
+ */
+function keyLimits(config: Config): Map<string, RateLimitSpec> {
+  const limits = new Map<string, RateLimitSpec>();
+  const entries = [...config.auth_keys, ...config.providers.flatMap((provider) => provider.auth_keys ?? [])];
+  for (const entry of entries) {
+    if (typeof entry === 'string' || entry.rate_limit === undefined || limits.has(entry.key)) continue;
+    const limit = entry.rate_limit;
+    limits.set(entry.key, {
+      id: createHash('sha256').update(entry.key).digest('hex').slice(0, 24),
+      label: entry.name ?? maskKey(entry.key),
+      requestsPerMinute: limit.requests_per_minute,
+      tokensPerMinute: limit.tokens_per_minute,
+      concurrent: limit.concurrent,
+    });
+  }
+  return limits;
 }
 
 /**

@@ -12,6 +12,8 @@ import { startHealthProber, type HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
 import { createPrimaryMetrics } from './primary-metrics.js';
+import { createRateLimiter } from './rate-limit/limiter.js';
+import { createMemoryStore } from './rate-limit/store.js';
 import { buildStatus } from './status-report.js';
 import { createSupervisor, type Supervisor } from './supervisor.js';
 
@@ -49,6 +51,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   let snapshot: Snapshot = buildSnapshot(loaded, 1, ticketKeys, workerCount, overrides);
   const stats: ControlStats = { reloads: { ok: 0, failed: 0 }, lastReloadError: undefined };
 
+  const limiter = createRateLimiter(createMemoryStore(), log);
+  await limiter.configure(snapshot);
   const registry = createHealthRegistry({
     log,
     workerIds: () => supervisor.liveIds(),
@@ -62,7 +66,11 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       else if (report.type === 'llm-proxy:cool') registry.cool(report.id, report.ms);
       else registry.trial(report.id, report.result, workerId);
     },
-    onWorkerGone: (workerId) => registry.workerGone(workerId),
+    onLimitMessage: (message, workerId, reply) => limiter.onMessage(message, workerId, reply),
+    onWorkerGone: (workerId) => {
+      registry.workerGone(workerId);
+      limiter.workerGone(workerId);
+    },
   });
   registry.sync(snapshot);
 
@@ -80,9 +88,10 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       return reason === undefined ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false, reason } };
     },
     '/metrics': async () => ({ status: 200, ...(await metrics.render()) }),
-    '/status': () => ({
+    '/status': async () => ({
       status: 200,
       body: buildStatus({
+        rateLimits: await limiter.states(),
         version: options.version,
         startedAt,
         healthChecks: options.enableHealthCheck,
@@ -155,6 +164,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     admin = await moveAdmin(admin, previous, next, routes, log);
     log.level = next.log.level;
     registry.sync(next);
+    // Before the workers see the new limits, so their first asks meet buckets of the new size.
+    await limiter.configure(next);
     prober?.update(next);
     if (!rebinding) {
       if (next.workers !== previous.workers) supervisor.resize(next.workers);

@@ -2,6 +2,7 @@
 // doing. Built from the primary's own state when asked; names and masked labels only, never a key.
 import type { Snapshot } from '../shared/snapshot.js';
 import type { InstanceHealthReport } from './health-registry.js';
+import type { KeyLimitState } from './rate-limit/store.js';
 import type { WorkerInfo } from './supervisor.js';
 
 export interface StatusSources {
@@ -13,6 +14,8 @@ export interface StatusSources {
   workers(): WorkerInfo[];
   restarts(): number;
   health(): InstanceHealthReport[];
+  /** What each limited client key has left (the primary's buckets; workers may hold a little more). */
+  rateLimits: KeyLimitState[];
 }
 
 export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
@@ -39,6 +42,12 @@ export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
       })),
     },
     healthChecks: sources.healthChecks ? { intervalSeconds: snapshot.healthCheckIntervalMs / 1000 } : false,
+    rateLimits: sources.rateLimits.map((state) => ({
+      clientKey: state.label,
+      requestsPerMinute: state.requests && { limit: state.requests.limit, remaining: state.requests.remaining, resetSeconds: Math.ceil(state.requests.resetMs / 1000) },
+      tokensPerMinute: state.tokens && { limit: state.tokens.limit, remaining: state.tokens.remaining, resetSeconds: Math.ceil(state.tokens.resetMs / 1000) },
+      concurrent: state.concurrent,
+    })),
     routes: snapshot.routes.map((route) => ({
       route: route.label,
       type: route.type,

@@ -3,7 +3,7 @@
 // grows or shrinks the set on reload, and moves it to a new listen address by starting a new
 // generation before draining the old one.
 import cluster, { type Worker } from 'node:cluster';
-import { dispatchMessage, type HealthTable, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
+import { dispatchMessage, type HealthTable, type LimitMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { workerExecArgv } from './worker-flags.js';
@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   log: Logger;
   healthTable(workerId: number): HealthTable;
   onHealthReport(report: HealthReport, workerId: number): void;
+  /** Lease and slot asks of the rate limiter; `reply` answers the worker that asked. */
+  onLimitMessage(message: LimitMessage, workerId: number, reply: (message: PrimaryMessage) => void): void;
   onWorkerGone(workerId: number): void;
 }
 
@@ -74,7 +76,7 @@ const applyWaitMs = 5_000;
 // A worker that has not listened after this long never will; a reload must not wait on it forever.
 const listenWaitMs = 30_000;
 
-export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGone }: SupervisorOptions): Supervisor {
+export function createSupervisor({ log, healthTable, onHealthReport, onLimitMessage, onWorkerGone }: SupervisorOptions): Supervisor {
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const members = new Map<number, Member>();
   let snapshot: Snapshot | undefined;
@@ -130,6 +132,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
     const worker = cluster.fork();
     const member: Member = { worker, generation: memberGeneration, startedAt: Date.now(), listening: false, retiring: false, appliedVersion: 0, drainMs: undefined };
     members.set(worker.id, member);
+    const reply = (message: PrimaryMessage) => send(worker, message);
     worker.on('message', (raw: unknown) =>
       dispatchMessage<WorkerMessage>(raw, {
         'llm-proxy:hello': () => {
@@ -161,6 +164,10 @@ export function createSupervisor({ log, healthTable, onHealthReport, onWorkerGon
         'llm-proxy:outcomes': (message) => onHealthReport(message, worker.id),
         'llm-proxy:cool': (message) => onHealthReport(message, worker.id),
         'llm-proxy:trial': (message) => onHealthReport(message, worker.id),
+        'llm-proxy:lease': (message) => onLimitMessage(message, worker.id, reply),
+        'llm-proxy:lease-return': (message) => onLimitMessage(message, worker.id, reply),
+        'llm-proxy:slot': (message) => onLimitMessage(message, worker.id, reply),
+        'llm-proxy:slot-release': (message) => onLimitMessage(message, worker.id, reply),
       }),
     );
     worker.once('exit', (code, signal) => {

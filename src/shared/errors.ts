@@ -19,10 +19,28 @@ export const proxyErrors = {
   upstream_unreachable: { status: 502, kind: 'upstream', flag: 'UF', message: 'Upstream provider unreachable.' },
   upstream_protocol: { status: 502, kind: 'upstream', flag: 'UP', message: 'Upstream provider sent an invalid response.' },
   upstream_timeout: { status: 504, kind: 'timeout', flag: 'UT', message: 'Upstream provider timed out.' },
-  upstream_rate_limited: {
+  key_requests_limited: {
     status: 429,
     kind: 'rate_limited',
     flag: 'RL',
+    message: 'This API key is over its requests-per-minute limit on this proxy; retry after the time given.',
+  },
+  key_tokens_limited: {
+    status: 429,
+    kind: 'rate_limited',
+    flag: 'RL',
+    message: 'This API key is over its tokens-per-minute limit on this proxy; retry after the time given.',
+  },
+  key_concurrency_limited: {
+    status: 429,
+    kind: 'rate_limited',
+    flag: 'RL',
+    message: 'This API key has as many requests in flight as this proxy allows it; retry when one has finished.',
+  },
+  upstream_rate_limited: {
+    status: 429,
+    kind: 'rate_limited',
+    flag: 'UR',
     message: 'Every upstream key of this route is rate limited by the provider; retry after the time given.',
   },
   no_healthy_upstream: { status: 503, kind: 'unavailable', flag: 'UH', message: 'No healthy upstream instance for this route; retry later.' },

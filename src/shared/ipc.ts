@@ -21,8 +21,18 @@ export interface HealthTable {
 /** [instance id, successes, failures, failures since the last success] over one report period. */
 export type OutcomeCounts = [string, number, number, number];
 
+/** The two per-minute budgets of a limited client key; `concurrent` is counted with slots instead. */
+export type LimitDimension = 'requests' | 'tokens';
+
 export type PrimaryMessage =
   | { type: 'llm-proxy:snapshot'; snapshot: Snapshot }
+  /**
+   * Answer to a lease ask: what was granted from the key's bucket, the bucket's level after it and,
+   * when less than asked was there, how long until that much will be.
+   */
+  | { type: 'llm-proxy:lease-grant'; seq: number; id: string; dimension: LimitDimension; granted: number; level: number; retryAfterMs: number; estimate: number }
+  /** Answer to a slot ask: whether the key may open one more request now. */
+  | { type: 'llm-proxy:slot-grant'; seq: number; granted: boolean }
   | { type: 'llm-proxy:health'; health: HealthTable }
   | { type: 'llm-proxy:shutdown'; deadlineMs: number };
 
@@ -37,7 +47,21 @@ export type WorkerMessage =
   /** An upstream 429 with Retry-After: that instance (that key) rests for `ms`. */
   | { type: 'llm-proxy:cool'; id: string; ms: number }
   /** What became of a trial grant: the trial request's result, or unused within the grant time. */
-  | { type: 'llm-proxy:trial'; id: string; result: 'ok' | 'failed' | 'declined' };
+  | { type: 'llm-proxy:trial'; id: string; result: 'ok' | 'failed' | 'declined' }
+  /**
+   * Asks a key's bucket for `want` more (a worker asks ahead, before its lease runs dry); `debt` is
+   * what the worker spent beyond its lease (tokens a response reported), charged first. `estimate`:
+   * what one request of the key costs as this worker has seen (tokens; 0 when it has seen none), so
+   * every worker holds a request back once less than that is left, not only the one that saw it.
+   */
+  | { type: 'llm-proxy:lease'; seq: number; id: string; dimension: LimitDimension; want: number; debt: number; estimate: number }
+  /** Hands back what an idle lease did not use. */
+  | { type: 'llm-proxy:lease-return'; id: string; dimension: LimitDimension; amount: number }
+  | { type: 'llm-proxy:slot'; seq: number; id: string }
+  | { type: 'llm-proxy:slot-release'; id: string };
+
+/** The worker messages the primary's rate limiter answers. */
+export type LimitMessage = Extract<WorkerMessage, { type: 'llm-proxy:lease' | 'llm-proxy:lease-return' | 'llm-proxy:slot' | 'llm-proxy:slot-release' }>;
 
 type Handlers<M extends { type: string }> = { [T in M['type']]?: (message: Extract<M, { type: T }>) => void };
 

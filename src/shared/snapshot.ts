@@ -2,10 +2,21 @@
 // data (it crosses IPC as JSON); workers compile it once into their own lookup structures.
 import type { ProviderType } from './config/schema.js';
 
+/** The limits of one client key, held cluster-wide by the primary. */
+export interface RateLimitSpec {
+  /** Names the key's buckets across processes (a digest of the key; never the key itself). */
+  id: string;
+  label: string;
+  requestsPerMinute: number | undefined;
+  tokensPerMinute: number | undefined;
+  concurrent: number | undefined;
+}
+
 export interface ClientKeySpec {
   key: string;
   /** What logs show for this key: its configured name, or a masked form. */
   label: string;
+  limit: RateLimitSpec | undefined;
 }
 
 /** The active probe of an instance, resolved from the provider's `health_check`. */
@@ -77,4 +88,12 @@ export interface Snapshot {
   log: { level: string; format: 'json' | 'pretty' };
   globalClientKeys: ClientKeySpec[];
   routes: RouteSpec[];
+}
+
+/** Every limited key of a snapshot, once each (a key may be listed globally and on several routes). */
+export function limitsOf(snapshot: Snapshot): RateLimitSpec[] {
+  const byId = new Map<string, RateLimitSpec>();
+  const keys = [...snapshot.globalClientKeys, ...snapshot.routes.flatMap((route) => route.clientKeys)];
+  for (const key of keys) if (key.limit !== undefined) byId.set(key.limit.id, key.limit);
+  return [...byId.values()];
 }

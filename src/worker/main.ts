@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
 import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import type { Snapshot } from '../shared/snapshot.js';
+import { limitsOf, type Snapshot } from '../shared/snapshot.js';
 import { createWorkerMetrics } from './metrics.js';
 import { createOutcomeReporter } from './outcome-reporter.js';
 import { handleExchange, type ExchangeContext } from './proxy-exchange.js';
 import { compileRouteTable } from './route-table.js';
+import { createWorkerRateLimits } from './rate-limits.js';
 import { createProxyServer, type ProxyServer } from './server.js';
 import { createUpstreamPools } from './upstream-pools.js';
 import { createWorkerHealth } from './worker-health.js';
@@ -26,6 +27,7 @@ export function runWorker(): void {
   const outcomes = createOutcomeReporter(send);
   const metrics = createWorkerMetrics();
   const health = createWorkerHealth((id) => outcomes.trial(id, 'declined'));
+  const limits = createWorkerRateLimits(send);
   const idPrefix = `${randomBytes(3).toString('hex')}${(cluster.worker?.id ?? 0).toString(36)}`;
   let counter = 0;
   const context: { -readonly [K in keyof ExchangeContext]: ExchangeContext[K] } = {
@@ -34,6 +36,7 @@ export function runWorker(): void {
     outcomes,
     health,
     metrics,
+    limits,
     nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
   };
 
@@ -47,6 +50,7 @@ export function runWorker(): void {
     context.log = log;
     const instances = next.routes.flatMap((route) => route.instances);
     pools.retainOnly(instances);
+    limits.retainOnly(limitsOf(next));
     outcomes.retainOnly(new Set(instances.map((instance) => instance.id)));
     if (proxy === undefined) {
       proxy = createProxyServer({ snapshot: next, log, onExchange: (down) => handleExchange(down, context) });
@@ -72,6 +76,7 @@ export function runWorker(): void {
       log?.info({ how }, 'worker drained');
     }
     outcomes.flush();
+    limits.returnAll();
     await pools.destroyAll();
     log?.flush();
     process.exit(0);
@@ -86,6 +91,8 @@ export function runWorker(): void {
         if (health.update(message.health)) context.routeTable?.applyHealth(health);
       },
       'llm-proxy:shutdown': (message) => void drain(message.deadlineMs),
+      'llm-proxy:lease-grant': (message) => limits.onGrant(message),
+      'llm-proxy:slot-grant': (message) => limits.onGrant(message),
     }),
   );
   send({ type: 'llm-proxy:hello' });

@@ -11,8 +11,11 @@ export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 /** Why an attempt at an upstream failed; a closed set, so the series count is fixed. */
 export type UpstreamErrorReason = 'unreachable' | 'timeout' | 'protocol' | 'status' | 'cut';
 
-/** Why the proxy itself answered 429: every upstream key cooling after the provider's own 429s. */
-export type RateLimitReason = 'upstream';
+/**
+ * Why the proxy itself answered 429: a client key over one of its limits, or every upstream key of
+ * the route cooling after the provider's own 429s.
+ */
+export type RateLimitReason = 'requests' | 'tokens' | 'concurrent' | 'upstream';
 
 /**
  * A route may show this many distinct model names (per worker); later ones are counted as `other`,
@@ -43,7 +46,8 @@ export interface WorkerMetrics {
   retry(series: RouteSeries): void;
   /** `model` as the request named it ('' for none); capped per route. */
   tokens(series: RouteSeries, model: string, usage: TokenUsage): void;
-  rateLimited(series: RouteSeries, reason: RateLimitReason): void;
+  /** `clientKey`: the key's label (its name or masked form), '' when none was matched. */
+  rateLimited(series: RouteSeries, reason: RateLimitReason, clientKey: string): void;
   upstreamError(reason: UpstreamErrorReason): void;
   streamOpened(): void;
   streamClosed(): void;
@@ -68,7 +72,12 @@ export function createWorkerMetrics(): WorkerMetrics {
     labelNames: ['route', 'provider', 'model', 'kind'],
     registers: [registry],
   });
-  const rateLimited = new Counter({ name: 'llm_proxy_rate_limited_total', help: 'Requests the proxy answered with 429, by reason.', labelNames: ['route', 'reason'], registers: [registry] });
+  const rateLimited = new Counter({
+    name: 'llm_proxy_rate_limited_total',
+    help: 'Requests the proxy answered with 429: a client key over a limit (requests, tokens, concurrent) or every upstream key cooling (upstream).',
+    labelNames: ['route', 'reason', 'client_key'],
+    registers: [registry],
+  });
 
   const tokenSeries = (s: RouteSeries, model: string): TokenSeries => {
     let found = s.tokensByModel.get(model);
@@ -119,7 +128,7 @@ export function createWorkerMetrics(): WorkerMetrics {
       if (usage.cacheRead > 0) counters.cacheRead.inc(usage.cacheRead);
       if (usage.cacheWrite > 0) counters.cacheWrite.inc(usage.cacheWrite);
     },
-    rateLimited: (s, reason) => rateLimited.labels(s.route, reason).inc(),
+    rateLimited: (s, reason, clientKey) => rateLimited.labels(s.route, reason, clientKey).inc(),
     upstreamError: (reason) => upstreamErrors.inc({ reason }),
     streamOpened: () => activeStreams.inc(),
     streamClosed: () => activeStreams.dec(),

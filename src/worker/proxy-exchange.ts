@@ -11,10 +11,12 @@ import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
 import type { UpstreamErrorReason, WorkerMetrics } from './metrics.js';
 import type { OutcomeReporter } from './outcome-reporter.js';
-import type { TokenUsage } from '../shared/usage/token-usage.js';
+import type { ClientKeySpec } from '../shared/snapshot.js';
+import { totalTokens, type TokenUsage } from '../shared/usage/token-usage.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
+import type { Admission, LimitReason, WorkerRateLimits } from './rate-limits.js';
 import { retryAfterMs } from './retry-after.js';
-import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteTable } from './route-table.js';
+import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteMatch, type RouteTable } from './route-table.js';
 import { classifyUpstreamError, isSafeToRetry, upstreamErrorKind, upstreamErrorReason } from './upstream-errors.js';
 import { createUsageTap, type UsageTap } from './usage-tap.js';
 import type { WorkerHealth } from './worker-health.js';
@@ -25,6 +27,7 @@ export interface ExchangeContext {
   readonly outcomes: OutcomeReporter;
   readonly health: WorkerHealth;
   readonly metrics: WorkerMetrics;
+  readonly limits: WorkerRateLimits;
   nextRequestId(): string;
 }
 
@@ -57,6 +60,9 @@ class ExchangeRecord {
   instance: CompiledInstance | undefined;
   attempts = 0;
   usage: TokenUsage | undefined;
+  /** The client key that authenticated the request (undefined on an open route). */
+  clientKey: ClientKeySpec | undefined;
+  admission: Admission | undefined;
   ttfbMs = -1;
   status = 0;
   flag: string | undefined;
@@ -73,9 +79,16 @@ class ExchangeRecord {
 function answerWithProxyError(ctx: ExchangeContext, record: ExchangeRecord, table: ProviderTable, code: ProxyErrorCode, extraHeaders?: OutgoingHeaders): void {
   record.status = proxyErrors[code].status;
   record.flag = proxyErrors[code].flag;
-  respondWithError(record.down, table, code, extraHeaders);
+  const limitHeaders = record.admission?.headers;
+  respondWithError(record.down, table, code, limitHeaders === undefined ? extraHeaders : { ...limitHeaders, ...extraHeaders });
   writeAccessLog(ctx, record);
 }
+
+const limitErrors: Record<LimitReason, ProxyErrorCode> = {
+  requests: 'key_requests_limited',
+  tokens: 'key_tokens_limited',
+  concurrent: 'key_concurrency_limited',
+};
 
 export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   const record = new ExchangeRecord(ctx.nextRequestId(), down);
@@ -91,14 +104,37 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   record.route = route;
   record.upstreamTarget = match.upstreamTarget;
   const table = route.table;
-  const snapshot = routeTable.snapshot;
 
-  if (route.spec.authRequired && !isAuthorised(down, route)) return fail(table, 'unauthorized');
-  if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail(table, 'headers_too_large');
-  if (down.declaredLength > snapshot.limits.maxBodyBytes) return fail(table, 'body_too_large');
+  if (route.spec.authRequired) {
+    const clientKey = authorisedKey(down, route);
+    if (clientKey === undefined) return fail(table, 'unauthorized');
+    record.clientKey = clientKey;
+    const limit = clientKey.limit;
+    if (limit !== undefined) {
+      return ctx.limits.admit(limit, (result) => {
+        if (!result.ok) {
+          ctx.metrics.rateLimited(route.metrics, result.reason, clientKey.label);
+          return answerWithProxyError(ctx, record, table, limitErrors[result.reason], { ...result.headers, 'retry-after': String(result.retryAfterS) });
+        }
+        record.admission = result.admission;
+        forward(down, ctx, routeTable, record, match);
+      });
+    }
+  }
+  forward(down, ctx, routeTable, record, match);
+}
+
+/** An authorised (and admitted) request: checks its head, reads its body and makes the first attempt. */
+function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable, record: ExchangeRecord, match: RouteMatch): void {
+  const route = match.route;
+  const table = route.table;
+  const snapshot = routeTable.snapshot;
+  const fail = (code: ProxyErrorCode) => answerWithProxyError(ctx, record, table, code);
+  if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail('headers_too_large');
+  if (down.declaredLength > snapshot.limits.maxBodyBytes) return fail('body_too_large');
 
   down.readBody(snapshot.limits.maxBodyBytes, (body) => {
-    if (body === 'too_large') return fail(table, 'body_too_large');
+    if (body === 'too_large') return fail('body_too_large');
     if (body instanceof Error) {
       record.flag = 'DC';
       record.reason = 'client closed during the request body';
@@ -116,27 +152,29 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
     const selection = route.selection;
     if (selection.picker === undefined) {
       const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
-      if (selection.rateLimited) ctx.metrics.rateLimited(route.metrics, 'upstream');
+      if (selection.rateLimited) ctx.metrics.rateLimited(route.metrics, 'upstream', record.clientKey?.label ?? '');
       return answerWithProxyError(ctx, record, table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
     }
     start(selection.picker.pick(), false);
   });
 }
 
-function isAuthorised(down: Downstream, route: CompiledRoute): boolean {
+/** The configured key one of the request's credentials matches, if any. */
+function authorisedKey(down: Downstream, route: CompiledRoute): ClientKeySpec | undefined {
   const table = route.table;
   const raw = down.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     if (!route.credentialHeaders.has(name)) continue;
     const key = table.readClientKey(name, raw[i + 1] as string);
-    if (key !== '' && route.keyMatcher.match(key) !== undefined) return true;
+    const matched = key === '' ? undefined : route.keyMatcher.match(key);
+    if (matched !== undefined) return matched;
   }
   if (table.keyQueryParam !== undefined) {
     const key = readQueryParam(down.target, table.keyQueryParam);
-    if (key !== undefined && route.keyMatcher.match(key) !== undefined) return true;
+    if (key !== undefined) return route.keyMatcher.match(key);
   }
-  return false;
+  return undefined;
 }
 
 /** An upstream answer set aside for a retry; relayed after all if no later attempt gets an answer. */
@@ -305,7 +343,10 @@ class Exchange {
       this.ctx.metrics.streamOpened();
     }
     try {
-      down.respond(status, buildResponseHeaders(headers, eventStream), eventStream);
+      const responseHeaders = buildResponseHeaders(headers, eventStream);
+      // A limited key learns where it stands on every answer, as OpenAI's own headers tell it.
+      if (record.admission !== undefined) Object.assign(responseHeaders, record.admission.headers);
+      down.respond(status, responseHeaders, eventStream);
     } catch {
       // Node refuses header values HTTP cannot carry; the upstream answer is unusable as sent.
       record.reason = 'invalid upstream response headers';
@@ -320,6 +361,7 @@ class Exchange {
     record.ttfbMs = performance.now() - record.startedAt;
     try {
       const headers = buildResponseHeaders(held.headers, false);
+      if (record.admission !== undefined) Object.assign(headers, record.admission.headers);
       const body = Buffer.concat(held.chunks, held.size);
       // Read whole, so the length is known whatever framing the upstream used.
       headers['content-length'] = String(body.length);
@@ -468,6 +510,8 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
   const model = route === undefined ? undefined : route.table.usage.model(record.upstreamTarget, record.body);
   const usage = record.usage;
   if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
+  // Frees the key's concurrency slot and charges its tokens-per-minute budget with what was used.
+  record.admission?.release(usage === undefined ? 0 : totalTokens(usage));
   const q = down.target.indexOf('?');
   ctx.log.info(
     {
@@ -478,6 +522,7 @@ function writeAccessLog(ctx: ExchangeContext, record: ExchangeRecord): void {
       protocol: down.protocol,
       route: route?.spec.label,
       provider: route?.spec.type,
+      clientKey: record.clientKey?.label,
       model: model === undefined ? undefined : model.slice(0, maxLoggedModelLength),
       instance: record.instance?.spec.name,
       attempts: record.attempts > 0 ? record.attempts : undefined,

@@ -22,15 +22,31 @@ export const providerTypes = ['openai', 'anthropic', 'gemini'] as const;
 
 const defaultRetryStatuses = [429, 502, 503, 504] as const;
 
+const limitError = 'must be a whole number greater than 0';
+const limitValue = (what: string) =>
+  z.number({ error: limitError }).int({ error: limitError }).min(1, { error: limitError }).optional().describe(what);
+
+const rateLimit = z
+  .strictObject({
+    requests_per_minute: limitValue('Requests a minute, cluster-wide; a full minute of them may come at once.'),
+    tokens_per_minute: limitValue('Tokens a minute (input, output and cached, as the upstream reports them), cluster-wide.'),
+    concurrent: limitValue('Requests (streams included) in flight at once, cluster-wide.'),
+  })
+  .refine((limit) => limit.requests_per_minute !== undefined || limit.tokens_per_minute !== undefined || limit.concurrent !== undefined, {
+    error: 'must set at least one of requests_per_minute, tokens_per_minute, concurrent',
+  })
+  .describe('Limits of this client key, held across all workers.');
+
 const clientKeyEntry = z.union(
   [
     nonEmpty('client key'),
     z.strictObject({
       key: nonEmpty('client key'),
       name: z.string().min(1).optional().describe('Shown in logs, metrics and /status instead of a masked key.'),
+      rate_limit: rateLimit.optional(),
     }),
   ],
-  { error: 'must be a key string or an object {key, name}' },
+  { error: 'must be a key string or an object {key, name, rate_limit}' },
 );
 
 const authKeys = z.array(clientKeyEntry, { error: 'must be a list of client keys' });
@@ -167,4 +183,5 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type ProviderConfig = Config['providers'][number];
 export type ClientKeyEntry = z.output<typeof clientKeyEntry>;
+export type RateLimitConfig = z.output<typeof rateLimit>;
 export type ProviderType = (typeof providerTypes)[number];

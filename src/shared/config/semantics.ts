@@ -2,7 +2,7 @@
 // alone (endpoint, host and listen formats) live in schema.ts, so they are reported together with the
 // type errors.
 import { parseRouteHost } from './address.js';
-import type { ProviderConfig } from './schema.js';
+import type { ClientKeyEntry, ProviderConfig } from './schema.js';
 import { providerTables } from '../providers/registry.js';
 
 export interface SemanticIssue {
@@ -13,6 +13,35 @@ export interface SemanticIssue {
 export interface SemanticInput {
   /** By index in the file; `undefined` where a provider failed the schema, so the others are still checked. */
   providers: readonly (ProviderConfig | undefined)[];
+  /** The global keys, when they parsed. */
+  auth_keys?: readonly ClientKeyEntry[];
+}
+
+/** Same values, whatever the order they were written in. */
+function sameLimit(a: ClientKeyEntry, b: ClientKeyEntry): boolean {
+  const limitOf = (entry: ClientKeyEntry) => (typeof entry === 'string' ? undefined : entry.rate_limit);
+  const x = limitOf(a);
+  const y = limitOf(b);
+  return x?.requests_per_minute === y?.requests_per_minute && x?.tokens_per_minute === y?.tokens_per_minute && x?.concurrent === y?.concurrent;
+}
+
+/**
+ * A key's limits hold for the key across every route, so a key listed in several places may carry
+ * its rate_limit in one of them, or the same one in each; two different ones would be ambiguous.
+ */
+function checkKeyLimits(config: SemanticInput, issues: SemanticIssue[]): void {
+  const firstLimited = new Map<string, { entry: ClientKeyEntry; where: string }>();
+  const visit = (entry: ClientKeyEntry, path: (string | number)[]) => {
+    if (typeof entry === 'string' || entry.rate_limit === undefined) return;
+    const where = path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('').slice(1);
+    const seen = firstLimited.get(entry.key);
+    if (seen === undefined) firstLimited.set(entry.key, { entry, where });
+    else if (!sameLimit(seen.entry, entry)) {
+      issues.push({ path: [...path, 'rate_limit'], message: `this key already has a different rate_limit at ${seen.where}; a key's limits apply on every route, so give it one` });
+    }
+  };
+  config.auth_keys?.forEach((entry, i) => visit(entry, ['auth_keys', i]));
+  config.providers.forEach((provider, index) => provider?.auth_keys?.forEach((entry, i) => visit(entry, ['providers', index, 'auth_keys', i])));
 }
 
 export function checkSemantics(config: SemanticInput): SemanticIssue[] {
@@ -38,5 +67,6 @@ export function checkSemantics(config: SemanticInput): SemanticIssue[] {
       issues.push({ path: at('api_key'), message: `${provider.type} needs an upstream key (api_key or api_keys)` });
     }
   });
+  checkKeyLimits(config, issues);
   return issues;
 }
