@@ -14,6 +14,11 @@ export interface ProxyOptions extends ProxyUnderTestOptions {
   clientKey: string;
   /** Extra node flags for every proxy process, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];
+  /**
+   * Further client keys, each with every kind of rate limit, configured beside the bench's own
+   * (unlimited) key: what they may cost the keys without limits is what the bench then measures.
+   */
+  limitedKeys?: number;
 }
 
 export interface ProxyTarget {
@@ -32,7 +37,14 @@ export async function startLlmProxy(o: ProxyOptions): Promise<ProxyTarget> {
       listen: `127.0.0.1:${o.port}`,
       workers: o.workers,
       admin: { listen: false },
-      auth_keys: [o.clientKey],
+      auth_keys: [
+        o.clientKey,
+        ...Array.from({ length: o.limitedKeys ?? 0 }, (_, i) => ({
+          key: `bench-limited-key-${String(i).padStart(4, '0')}`,
+          name: `limited-${i}`,
+          rate_limit: { requests_per_minute: 600, tokens_per_minute: 100_000, concurrent: 10 },
+        })),
+      ],
       providers: [{ type: 'openai', host: '127.0.0.1', endpoint: '127.0.0.1', port: o.upstreamPort, tls: false, api_key: 'sk-bench-upstream-key' }],
     }),
   );

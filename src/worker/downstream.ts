@@ -19,6 +19,8 @@ export interface Downstream {
   /** Content-Length as declared, -1 when none was. */
   readonly declaredLength: number;
   readonly headersSent: boolean;
+  /** The client has already gone (it may leave while a request waits for its rate-limit admission). */
+  readonly gone: boolean;
   bytesIn: number;
   bytesOut: number;
   /** Collects the request body up to `limit` bytes; null when the request has none. */
@@ -100,6 +102,10 @@ export class H2Downstream implements Downstream {
     return this.stream.headersSent;
   }
 
+  get gone(): boolean {
+    return this.stream.destroyed;
+  }
+
   readBody(limit: number, done: (result: BodyResult) => void): void {
     if (!this.#hasBody) return done(null);
     readAll(this.stream, limit, this, done);
@@ -162,6 +168,10 @@ export class H1Downstream implements Downstream {
 
   get headersSent(): boolean {
     return this.res.headersSent;
+  }
+
+  get gone(): boolean {
+    return this.res.destroyed || this.req.socket.destroyed;
   }
 
   readBody(limit: number, done: (result: BodyResult) => void): void {

@@ -130,6 +130,12 @@ function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable,
   const table = route.table;
   const snapshot = routeTable.snapshot;
   const fail = (code: ProxyErrorCode) => answerWithProxyError(ctx, record, table, code);
+  if (down.gone) {
+    // Its stream will send no more events: reading its body would wait forever.
+    record.flag = 'DC';
+    record.reason = 'client closed while the request waited for admission';
+    return writeAccessLog(ctx, record);
+  }
   if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail('headers_too_large');
   if (down.declaredLength > snapshot.limits.maxBodyBytes) return fail('body_too_large');
 
