@@ -14,6 +14,7 @@ export const proxyErrors = {
   bad_request: { status: 400, kind: 'invalid_request', flag: 'BR', message: 'Malformed request.' },
   unauthorized: { status: 401, kind: 'authentication', flag: 'UA', message: 'Invalid or missing API key for this proxy route.' },
   no_route: { status: 404, kind: 'not_found', flag: 'NR', message: 'No route for this host and path.' },
+  request_timeout: { status: 408, kind: 'invalid_request', flag: 'RT', message: 'The request body stopped arriving; send it again.' },
   body_too_large: { status: 413, kind: 'too_large', flag: 'BL', message: 'Request body exceeds the proxy limit.' },
   headers_too_large: { status: 431, kind: 'too_large', flag: 'HL', message: 'Request headers exceed the proxy limit.' },
   upstream_unreachable: { status: 502, kind: 'upstream', flag: 'UF', message: 'Upstream provider unreachable.' },

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
-export type BodyResult = Buffer | null | 'too_large' | Error;
+export type BodyResult = Buffer | null | 'too_large' | 'timeout' | Error;
 
 export interface Downstream {
   readonly protocol: 'h2' | 'http/1.1';
@@ -14,6 +14,11 @@ export interface Downstream {
   readonly target: string;
   /** `:authority`, else `Host` ('' when neither). */
   readonly authority: string;
+  /**
+   * The request names two hosts: HTTP/2 `:authority` and a `Host` for another one, or HTTP/1.1 with
+   * several `Host` lines (RFC 9113 8.3.1 and RFC 9112 3.2 make both malformed).
+   */
+  readonly conflictingHost: boolean;
   /** Flat [name, value, ...] as received; HTTP/2 pseudo-headers included (names start with ':'). */
   readonly rawHeaders: readonly string[];
   /** Content-Length as declared, -1 when none was. */
@@ -23,8 +28,11 @@ export interface Downstream {
   readonly gone: boolean;
   bytesIn: number;
   bytesOut: number;
-  /** Collects the request body up to `limit` bytes; null when the request has none. */
-  readBody(limit: number, done: (result: BodyResult) => void): void;
+  /**
+   * Collects the request body up to `limit` bytes; null when the request has none, 'timeout' when
+   * the client sent nothing for `idleMs` (HTTP/2 has no request timeout of its own).
+   */
+  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void;
   /** `eventStream`: send the head now rather than with the first body bytes. */
   respond(status: number, headers: OutgoingHeaders, eventStream?: boolean): void;
   write(chunk: Buffer): boolean;
@@ -36,13 +44,15 @@ export interface Downstream {
   onClientGone(listener: () => void): void;
 }
 
-function readAll(source: Readable, limit: number, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
+function readAll(source: Readable, limit: number, idleMs: number, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
+  let idle = setTimeout(() => finish('timeout'), idleMs);
   const finish = (result: BodyResult) => {
     if (finished) return;
     finished = true;
+    clearTimeout(idle);
     source.off('data', onData);
     source.off('end', onEnd);
     source.off('error', onError);
@@ -50,6 +60,7 @@ function readAll(source: Readable, limit: number, owner: { bytesIn: number }, do
     done(result);
   };
   const onData = (chunk: Buffer) => {
+    idle.refresh();
     size += chunk.length;
     owner.bytesIn = size;
     if (size > limit) {
@@ -68,6 +79,18 @@ function readAll(source: Readable, limit: number, owner: { bytesIn: number }, do
   source.on('close', onClose);
 }
 
+/** Host names equal ignoring case, a port and a trailing dot (`A.com:443` is `a.com`). */
+function sameHost(a: string, b: string): boolean {
+  const bare = (host: string) => host.toLowerCase().replace(/:\d*$/, '').replace(/\.$/, '');
+  return bare(a) === bare(b);
+}
+
+function countHeader(raw: readonly string[], lowerName: string): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === lowerName.length && (raw[i] as string).toLowerCase() === lowerName) count += 1;
+  return count;
+}
+
 function parseLength(value: string | string[] | undefined): number {
   if (typeof value !== 'string' || value === '') return -1;
   const length = Number(value);
@@ -80,6 +103,7 @@ export class H2Downstream implements Downstream {
   readonly target: string;
   readonly authority: string;
   readonly declaredLength: number;
+  readonly conflictingHost: boolean;
   bytesIn = 0;
   bytesOut = 0;
   #hasBody: boolean;
@@ -93,7 +117,9 @@ export class H2Downstream implements Downstream {
   ) {
     this.method = (headers[':method'] as string | undefined) ?? 'GET';
     this.target = (headers[':path'] as string | undefined) ?? '';
-    this.authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
+    const authority = headers[':authority'] as string | undefined;
+    this.authority = authority ?? headers.host ?? '';
+    this.conflictingHost = authority !== undefined && headers.host !== undefined && sameHost(authority, headers.host) === false;
     this.declaredLength = parseLength(headers['content-length']);
     this.#hasBody = !stream.endAfterHeaders;
   }
@@ -106,9 +132,9 @@ export class H2Downstream implements Downstream {
     return this.stream.destroyed;
   }
 
-  readBody(limit: number, done: (result: BodyResult) => void): void {
+  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void {
     if (!this.#hasBody) return done(null);
-    readAll(this.stream, limit, this, done);
+    readAll(this.stream, limit, idleMs, this, done);
   }
 
   respond(status: number, headers: OutgoingHeaders): void {
@@ -152,6 +178,7 @@ export class H1Downstream implements Downstream {
   readonly authority: string;
   readonly rawHeaders: readonly string[];
   readonly declaredLength: number;
+  readonly conflictingHost: boolean;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -163,6 +190,7 @@ export class H1Downstream implements Downstream {
     this.target = req.url ?? '';
     this.authority = req.headers.host ?? '';
     this.rawHeaders = req.rawHeaders;
+    this.conflictingHost = countHeader(req.rawHeaders, 'host') > 1;
     this.declaredLength = parseLength(req.headers['content-length']);
   }
 
@@ -174,9 +202,9 @@ export class H1Downstream implements Downstream {
     return this.res.destroyed || this.req.socket.destroyed;
   }
 
-  readBody(limit: number, done: (result: BodyResult) => void): void {
+  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void {
     if (this.req.headers['transfer-encoding'] === undefined && this.declaredLength <= 0) return done(null);
-    readAll(this.req, limit, this, done);
+    readAll(this.req, limit, idleMs, this, done);
   }
 
   respond(status: number, headers: OutgoingHeaders, eventStream = false): void {

@@ -14,6 +14,7 @@ import type { OutcomeReporter } from './outcome-reporter.js';
 import type { ClientKeySpec } from '../shared/snapshot.js';
 import { totalTokens, type TokenUsage } from '../shared/usage/token-usage.js';
 import { readQueryParam, replaceQueryParam } from './query-key.js';
+import { isForwardableTarget } from './request-target.js';
 import type { Admission, LimitReason, WorkerRateLimits } from './rate-limits.js';
 import { retryAfterMs } from './retry-after.js';
 import { retryAfterSeconds, type CompiledInstance, type CompiledRoute, type RouteMatch, type RouteTable } from './route-table.js';
@@ -37,6 +38,14 @@ class ClientGoneError extends Error {
   readonly code = 'LLM_PROXY_CLIENT_GONE';
   constructor() {
     super('client went away');
+  }
+}
+
+/** The client stopped reading: its response could not be written for `timeouts.idle`. */
+class ClientStalledError extends Error {
+  readonly code = 'LLM_PROXY_CLIENT_STALLED';
+  constructor() {
+    super('client stopped reading the response');
   }
 }
 
@@ -95,8 +104,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   const fail = (table: ProviderTable, code: ProxyErrorCode) => answerWithProxyError(ctx, record, table, code);
 
   const target = down.target;
-  // Only origin-form targets: an absolute URL or `*` must never steer where the request goes.
-  if (target.charCodeAt(0) !== 0x2f || down.authority === '') return fail(defaultErrorTable, 'bad_request');
+  if (!isForwardableTarget(target) || down.authority === '' || down.conflictingHost) return fail(defaultErrorTable, 'bad_request');
   const routeTable = ctx.routeTable;
   const match = routeTable.lookup(down.authority, target);
   if (match === undefined) return fail(defaultErrorTable, 'no_route');
@@ -139,8 +147,9 @@ function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable,
   if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail('headers_too_large');
   if (down.declaredLength > snapshot.limits.maxBodyBytes) return fail('body_too_large');
 
-  down.readBody(snapshot.limits.maxBodyBytes, (body) => {
+  down.readBody(snapshot.limits.maxBodyBytes, snapshot.timeouts.idleMs, (body) => {
     if (body === 'too_large') return fail('body_too_large');
+    if (body === 'timeout') return fail('request_timeout');
     if (body instanceof Error) {
       record.flag = 'DC';
       record.reason = 'client closed during the request body';
@@ -283,7 +292,7 @@ class Exchange {
 
   onAttemptError(attempt: Attempt, err: Error): void {
     const { record, down } = this;
-    if (this.#clientGone || err instanceof ClientGoneError) {
+    if (this.#clientGone || err instanceof ClientGoneError || err instanceof ClientStalledError) {
       this.#finished = true;
       // A trial cut short by its client says nothing about the instance; the grant goes back so
       // another request can try it (otherwise the instance would stay half-open for good).
@@ -292,7 +301,8 @@ class Exchange {
         this.ctx.health.releaseTrial(attempt.instance.spec.id);
         this.ctx.outcomes.trial(attempt.instance.spec.id, 'declined');
       }
-      record.flag = 'DC';
+      // DT: the client stopped reading (downstream timeout); DC: it went away.
+      record.flag = err instanceof ClientStalledError ? 'DT' : 'DC';
       this.#streamEnded();
       down.abort();
       return this.#account();
@@ -488,7 +498,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     const down = this.exchange.down;
     if (!down.write(chunk)) {
       controller.pause();
-      down.onceDrain(() => controller.resume());
+      // undici's body timeout sleeps while paused, so a client that never reads would hold the
+      // upstream (and its memory) forever: it gets the idle timeout, as a slow upstream does.
+      const stalled = setTimeout(() => controller.abort(new ClientStalledError()), this.exchange.routeTable.snapshot.timeouts.idleMs);
+      stalled.unref();
+      down.onceDrain(() => {
+        clearTimeout(stalled);
+        controller.resume();
+      });
     }
     // After the write: the client never waits for the tap.
     this.#tap?.push(chunk);

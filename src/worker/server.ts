@@ -8,6 +8,7 @@ import { defaultErrorTable } from '../shared/providers/registry.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { H1Downstream, H2Downstream, type Downstream } from './downstream.js';
+import { clientFacingTls } from './tls-settings.js';
 
 export interface ProxyServer {
   readonly server: Http2SecureServer;
@@ -36,7 +37,7 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
     cert: snapshot.tls.cert,
     key: snapshot.tls.key,
     ticketKeys: Buffer.from(snapshot.tls.ticketKeys, 'base64'),
-    minVersion: 'TLSv1.2',
+    ...clientFacingTls,
     // Responses are written as a head and then body pieces; with Nagle on, a piece can wait for the
     // client's delayed ACK, which costs whole milliseconds per exchange on a keep-alive connection.
     noDelay: true,
@@ -78,6 +79,8 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
     session.once('close', () => sessions.delete(session));
   });
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => answerClientError(err, socket, log));
+  // HTTP/1.1 CONNECT would make this an open tunnel; it is refused like any target that is not a path.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => answerRaw(socket, 'bad_request'));
   server.on('tlsClientError', (err: Error) => log.debug({ reason: (err as { code?: string }).code ?? err.message }, 'tls handshake failed'));
 
   return {
@@ -99,7 +102,7 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
       if (next.tls.cert !== previous.tls.cert || next.tls.key !== previous.tls.key || next.tls.ticketKeys !== previous.tls.ticketKeys) {
         // ticketKeys again: without them setSecureContext picks fresh random keys per worker and
         // sessions stop resuming across workers (NODE-NOTES 0.11).
-        server.setSecureContext({ cert: next.tls.cert, key: next.tls.key, ticketKeys: Buffer.from(next.tls.ticketKeys, 'base64'), minVersion: 'TLSv1.2' });
+        server.setSecureContext({ cert: next.tls.cert, key: next.tls.key, ticketKeys: Buffer.from(next.tls.ticketKeys, 'base64'), ...clientFacingTls });
       }
     },
     drain(deadlineMs) {
@@ -184,8 +187,14 @@ function answerClientError(err: Error & { code?: string }, socket: Socket, log: 
     socket.destroy();
     return;
   }
+  answerRaw(socket, code);
+}
+
+/** A proxy error written straight to a socket that has no response object, then closed. */
+function answerRaw(socket: Socket, code: 'bad_request' | 'headers_too_large'): void {
   const spec = proxyErrors[code];
   const body = defaultErrorTable.errorBody(spec.status, spec.kind, code, spec.message);
+  socket.on('error', noop);
   socket.end(
     `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status] ?? ''}\r\n` +
       `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${proxyErrorHeader}: ${code}\r\nconnection: close\r\n\r\n${body}`,
