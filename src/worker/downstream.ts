@@ -44,6 +44,8 @@ export interface Downstream {
   onClientGone(listener: () => void): void;
 }
 
+const streamCut = Object.assign(new Error('exchange cut'), { code: 'LLM_PROXY_STREAM_CUT' });
+
 function readAll(source: Readable, limit: number, idleMs: number, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -161,7 +163,10 @@ export class H2Downstream implements Downstream {
   }
 
   abort(): void {
-    if (!this.stream.destroyed) this.stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    // destroy(err), not close(code): close() ends the writable side first, so the client reads an
+    // END_STREAM and takes a cut answer for a whole one before the RST_STREAM arrives. With an error
+    // Node sends RST_STREAM(INTERNAL_ERROR) after what was already written.
+    if (!this.stream.destroyed) this.stream.destroy(streamCut);
   }
 
   onClientGone(listener: () => void): void {

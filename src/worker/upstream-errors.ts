@@ -4,12 +4,13 @@ import type { ProxyErrorCode } from '../shared/errors.js';
 import type { UpstreamErrorReason } from './metrics.js';
 
 const timeouts = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-const protocol = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INFO', 'UND_ERR_RESPONSE_STATUS_CODE']);
+const protocol = new Set(['UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INFO', 'UND_ERR_RESPONSE_STATUS_CODE']);
 
 export function classifyUpstreamError(err: Error): ProxyErrorCode {
   const code = (err as { code?: string }).code ?? '';
   if (timeouts.has(code)) return 'upstream_timeout';
-  if (protocol.has(code) || code.startsWith('HPE_')) return 'upstream_protocol';
+  // undici's HTTPParserError carries its llhttp code only sometimes; its name always.
+  if (protocol.has(code) || code.startsWith('HPE_') || err.name === 'HTTPParserError') return 'upstream_protocol';
   return 'upstream_unreachable';
 }
 
