@@ -198,6 +198,10 @@ interface HeldAnswer {
   headers: UpstreamHeaders;
   chunks: Buffer[];
   size: number;
+  /** The instance that answered: its upstream key is scrubbed from the body before it is relayed. */
+  from: CompiledInstance;
+  /** Held only to be scrubbed, not to fail over: relayed as soon as it is whole. */
+  final: boolean;
 }
 
 /**
@@ -277,15 +281,22 @@ class Exchange {
     if (this.#attemptsLeft > 0 && this.routeTable.retryStatuses.has(status)) {
       const next = this.route.selection.picker?.pick(instance);
       if (next !== undefined && next !== instance) {
-        attempt.hold({ status, headers, chunks: [], size: 0 });
+        attempt.hold({ status, headers, chunks: [], size: 0, from: instance, final: false });
         return;
       }
+    }
+    // An error body may quote the key it was sent with ("Incorrect API key provided: sk-..."): it is
+    // read whole (error bodies are small) so that the key can be taken out before the client sees it.
+    if (status >= 400 && instance.scrubbedFromBodies.length > 0 && !isEventStream(headers)) {
+      attempt.hold({ status, headers, chunks: [], size: 0, from: instance, final: true });
+      return;
     }
     this.relayHead(attempt, status, headers);
   }
 
-  /** A held answer was read to its end: keep it as the fallback and try the next instance. */
+  /** A held answer was read to its end: relay it, or keep it as the fallback and try the next instance. */
   onHeldComplete(attempt: Attempt, held: HeldAnswer): void {
+    if (held.final) return this.#relayHeld(held);
     this.#held = held;
     this.#retryFrom(attempt.instance);
   }
@@ -309,6 +320,9 @@ class Exchange {
     }
     if (attempt.mode === 'relay') return this.#failMidStream(attempt, err);
     if (attempt.mode === 'hold') {
+      // An answer held only to be scrubbed is final: the upstream did answer (an error the client
+      // caused, maybe), so it is not sent elsewhere; it just cannot be relayed.
+      if (attempt.holdsFinal) return this.#answerWith(Object.assign(new Error('unusable upstream error answer'), { code: 'UND_ERR_INFO' }));
       // The held answer could not be read whole; what counts is that another instance is tried.
       return this.#retryFrom(attempt.instance, err);
     }
@@ -348,8 +362,7 @@ class Exchange {
     const { record, down } = this;
     record.status = status;
     record.ttfbMs = performance.now() - record.startedAt;
-    const type = headers['content-type'];
-    const eventStream = typeof type === 'string' && type.includes('text/event-stream');
+    const eventStream = isEventStream(headers);
     // Only a success reports usage; an error body never carries any.
     const tap = status >= 200 && status < 300 ? createUsageTap(this.route.table.usage, headers, eventStream) : undefined;
     this.#tap = tap;
@@ -378,7 +391,7 @@ class Exchange {
     try {
       const headers = buildResponseHeaders(held.headers, false);
       if (record.admission !== undefined) Object.assign(headers, record.admission.headers);
-      const body = Buffer.concat(held.chunks, held.size);
+      const body = scrubKeys(Buffer.concat(held.chunks, held.size), held.from);
       // Read whole, so the length is known whatever framing the upstream used.
       headers['content-length'] = String(body.length);
       down.respond(held.status, headers);
@@ -447,6 +460,28 @@ class Exchange {
   }
 }
 
+function isEventStream(headers: UpstreamHeaders): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && type.includes('text/event-stream');
+}
+
+/** The body with every occurrence of the instance's upstream key replaced by its masked form. */
+function scrubKeys(body: Buffer, instance: CompiledInstance): Buffer {
+  let result = body;
+  for (const secret of instance.scrubbedFromBodies) {
+    if (result.indexOf(secret) === -1) continue;
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (let at = result.indexOf(secret); at !== -1; at = result.indexOf(secret, from)) {
+      parts.push(result.subarray(from, at), instance.maskedKey);
+      from = at + secret.length;
+    }
+    parts.push(result.subarray(from));
+    result = Buffer.concat(parts);
+  }
+  return result;
+}
+
 /** The undici handler of one attempt: holds an answer for a retry or relays it to the client. */
 class Attempt implements Dispatcher.DispatchHandler {
   mode: 'waiting' | 'hold' | 'relay' = 'waiting';
@@ -465,6 +500,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   hold(held: HeldAnswer): void {
     this.mode = 'hold';
     this.#held = held;
+  }
+
+  get holdsFinal(): boolean {
+    return this.#held?.final === true;
   }
 
   relay(eventStream: boolean, tap: UsageTap | undefined): void {

@@ -3,6 +3,7 @@ import type { Pool } from 'undici';
 import { providerTables } from '../shared/providers/registry.js';
 import type { ProviderTable } from '../shared/providers/table.js';
 import type { InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
+import { maskKey } from '../shared/log.js';
 import { upstreamHostHeader } from '../shared/upstream-origin.js';
 import { createClientKeyMatcher, type ClientKeyMatcher } from './client-keys.js';
 import { createWeightedPicker, type WeightedPicker } from './instance-picker.js';
@@ -24,6 +25,10 @@ export interface CompiledInstance {
   readonly stripClientCredentials: boolean;
   /** Where this worker counts the instance's outcomes for passive health. */
   readonly outcomes: OutcomeCounter;
+  /** The upstream key as it may appear in an error body (as is and URL-encoded); none for pass-through. */
+  readonly scrubbedFromBodies: readonly Buffer[];
+  /** What replaces it there (`sk-...wxyz`). */
+  readonly maskedKey: Buffer;
 }
 
 /** The instances a request may go to now; replaced whenever health changes. */
@@ -170,6 +175,8 @@ function compileInstance(spec: InstanceSpec, route: RouteSpec, table: ProviderTa
     encodedQueryKey: table.keyQueryParam !== undefined && spec.upstreamKey !== undefined ? encodeURIComponent(spec.upstreamKey) : undefined,
     stripClientCredentials: route.authRequired || spec.upstreamKey !== undefined,
     outcomes: deps.outcomes.counterFor(spec.id),
+    scrubbedFromBodies: spec.upstreamKey === undefined ? [] : [...new Set([spec.upstreamKey, encodeURIComponent(spec.upstreamKey)])].map((form) => Buffer.from(form)),
+    maskedKey: Buffer.from(spec.upstreamKey === undefined ? '' : maskKey(spec.upstreamKey)),
   };
 }
 
