@@ -162,6 +162,27 @@ function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown 
   }
 }
 
+/**
+ * YAML allows a list, a map or tagged bytes as a key (`? [a, b]: 1`); a config never needs one, and
+ * turned into an object it would silently become a string ("a,b"), with a runtime warning instead
+ * of an error.
+ */
+function rejectCollectionKeys(doc: Document, lines: LineCounter, file: string): void {
+  let bad: { range?: [number, number, number] | null } | undefined;
+  visit(doc, {
+    Pair(_key, pair) {
+      const key = pair.key;
+      // A scalar key is fine unless a tag made it something else (`!!binary` gives bytes).
+      if (key === null || !isNode(key) || (isScalar(key) && (typeof key.value !== 'object' || key.value === null))) return undefined;
+      bad = key as { range?: [number, number, number] | null };
+      return visit.BREAK;
+    },
+  });
+  if (bad === undefined) return;
+  const at = bad.range ? lines.linePos(bad.range[0]) : undefined;
+  throw new ConfigError(file, [{ path: '(yaml)', message: 'invalid YAML: a key must be a plain value, not a list or a map', ...(at ? { line: at.line, column: at.col } : {}) }]);
+}
+
 function byPosition(a: { line?: number; column?: number }, b: { line?: number; column?: number }): number {
   return (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0);
 }
@@ -180,6 +201,7 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((err) => yamlIssue(doc, lines, err)).sort(byPosition));
+  rejectCollectionKeys(doc, lines, file);
   const raw = toPlainValue(doc, lines, file);
   const locate = createLocator(doc, lines);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
