@@ -31,6 +31,9 @@ const config = (step: number) => ({
     { type: 'openai', host: 'soak.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false, api_keys: [{ key: `sk-soak-upstream-a-${step % 3}`, weight: 1 + (step % 2) }, { key: 'sk-soak-upstream-b', weight: 1 }] },
     { type: 'anthropic', host: 'soak.proxy.test/claude', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: 'sk-soak-upstream-anthropic' },
     { type: 'gemini', host: 'soak.proxy.test/gemini', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: 'sk-soak-upstream-gemini' },
+    // Upstream errors on a route of their own: on the main one they would trip its circuit breaker
+    // (as they should) and turn the rest of the mix into 503s for the cooldown.
+    { type: 'openai', host: 'soak-errors.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: 'sk-soak-upstream-errors' },
   ],
 });
 const proxy = await startProxy(config(0), ['--enable-health-check']);
@@ -46,7 +49,7 @@ const kinds: { name: string; weight: number; make: () => TestRequest; ok: number
   { name: 'limited', weight: 15, make: () => ({ host: 'soak.proxy.test', path: '/v1/chat/completions', body: '{}', headers: auth(limitedKey) }), ok: [200, 429] },
   { name: 'unauthorized', weight: 5, make: () => ({ host: 'soak.proxy.test', path: '/v1/chat/completions', body: '{}', headers: auth('wrong') }), ok: [401] },
   { name: 'no-route', weight: 5, make: () => ({ host: 'nowhere.proxy.test', path: '/v1/models', headers: auth() }), ok: [404] },
-  { name: 'upstream-503', weight: 10, make: () => ({ host: 'soak.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { ...auth(), 'x-mock-status': '503' } }), ok: [503] },
+  { name: 'upstream-503', weight: 10, make: () => ({ host: 'soak-errors.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { ...auth(), 'x-mock-status': '503' } }), ok: [503] },
 ];
 const totalWeight = kinds.reduce((sum, kind) => sum + kind.weight, 0);
 const pickKind = () => {

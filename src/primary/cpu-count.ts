@@ -49,12 +49,18 @@ export async function resolveWorkerCount(
   setting: 'auto' | number,
   paths?: Partial<CgroupPaths>,
 ): Promise<number> {
-  if (setting !== 'auto') return setting;
+  return (await explainWorkerCount(setting, paths)).count;
+}
+
+/** The worker count and where it came from, for the start log (an operator checks `--cpus` there). */
+export async function explainWorkerCount(setting: 'auto' | number, paths?: Partial<CgroupPaths>): Promise<{ count: number; from: string }> {
+  if (setting !== 'auto') return { count: setting, from: 'configured' };
   const cores = availableParallelism();
   const limit = await readCgroupCpuLimit(paths);
-  if (limit === null) return cores;
+  if (limit === null) return { count: cores, from: `${cores} usable cores, no CPU quota` };
   // A fractional quota still gets a whole worker: 0.5 CPU -> 1, 1.5 CPU -> 2.
-  return Math.max(1, Math.min(cores, Math.ceil(limit)));
+  const count = Math.max(1, Math.min(cores, Math.ceil(limit)));
+  return { count, from: `cgroup CPU quota of ${Number(limit.toFixed(2))} CPUs (${cores} usable cores)` };
 }
 
 /** `hierarchy-id:controller,list:/path` per line; v2's single line has an empty controller list. */

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
-import { resolveWorkerCount } from './cpu-count.js';
+import { explainWorkerCount, resolveWorkerCount } from './cpu-count.js';
 import { startHealthProber, type HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
@@ -47,7 +47,9 @@ export async function runPrimary(options: StartOptions): Promise<void> {
 
   const overrides: SnapshotOverrides = options.listen === undefined ? {} : { listen: options.listen };
   const ticketKeys = createTicketKeys();
-  const workerCount = await resolveWorkerCount(options.workers ?? config.workers);
+  const workerSetting = options.workers ?? config.workers;
+  const { count: workerCount, from: workersFrom } = await explainWorkerCount(workerSetting);
+  log.info({ workers: workerCount, from: options.workers !== undefined ? '--workers' : workersFrom }, 'worker count');
   let snapshot: Snapshot = buildSnapshot(loaded, 1, ticketKeys, workerCount, overrides);
   const stats: ControlStats = { reloads: { ok: 0, failed: 0 }, lastReloadError: undefined };
 

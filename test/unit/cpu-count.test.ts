@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import {
+  explainWorkerCount,
   readCgroupCpuLimit,
   resolveWorkerCount,
   type CgroupPaths,
@@ -94,5 +95,22 @@ describe('cpu-count', () => {
       expect(await resolveWorkerCount('auto', fixture('v2-unlimited'))).to.equal(cores);
       expect(await resolveWorkerCount('auto', fixture('does-not-exist'))).to.equal(cores);
     });
+  });
+});
+
+describe('cpu-count: what the start log says', () => {
+  it('names the cgroup quota it followed (docker run --cpus 0.5 gives 1 worker)', async () => {
+    const { count, from } = await explainWorkerCount('auto', fixture('v2-nested-leaf-tighter'));
+    expect(count).to.equal(1);
+    expect(from).to.match(/^cgroup CPU quota of 0\.5 CPUs/);
+  });
+
+  it('a quota of 2 CPUs (docker run --cpus 2) gives 2 workers where 2 cores are usable', async () => {
+    expect((await explainWorkerCount('auto', fixture('v2-path-missing'))).count).to.equal(Math.min(2, availableParallelism()));
+  });
+
+  it('says when there is no quota, and when the count was configured', async () => {
+    expect((await explainWorkerCount('auto', fixture('v2-unlimited'))).from).to.equal(`${availableParallelism()} usable cores, no CPU quota`);
+    expect(await explainWorkerCount(3)).to.deep.equal({ count: 3, from: 'configured' });
   });
 });
