@@ -170,6 +170,18 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         'llm-proxy:slot-release': (message) => onLimitMessage(message, worker.id, reply),
       }),
     );
+    // A fork that cannot spawn (EACCES on the node binary, EAGAIN at a process limit) or an IPC
+    // channel that breaks is an 'error' on the Worker: without a listener it would kill the primary.
+    worker.on('error', (err: Error & { code?: string }) => {
+      log.error({ worker: worker.id, reason: err.code ?? err.message }, 'worker process error');
+      if (worker.process.pid !== undefined) return;
+      members.delete(worker.id);
+      if (listenWaiter !== undefined && member.generation === listenWaiter.generation) {
+        const waiter = listenWaiter;
+        listenWaiter = undefined;
+        waiter.reject(new Error(`worker ${worker.id} could not be started: ${err.code ?? err.message}`));
+      }
+    });
     worker.once('exit', (code, signal) => {
       members.delete(worker.id);
       onWorkerGone(worker.id);
