@@ -1,6 +1,7 @@
 // The request path of DESIGN section 4: route, authenticate, pick an instance, forward, fail over,
 // stream back. Everything per-route was computed when the snapshot was compiled; this code only
 // reads it.
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { defaultErrorTable } from '../shared/providers/registry.js';
 import { proxyErrors, type ProxyErrorCode } from '../shared/errors.js';
@@ -391,7 +392,7 @@ class Exchange {
     try {
       const headers = buildResponseHeaders(held.headers, false);
       if (record.admission !== undefined) Object.assign(headers, record.admission.headers);
-      const body = scrubKeys(Buffer.concat(held.chunks, held.size), held.from);
+      const body = scrubKeys(decodedForScrubbing(Buffer.concat(held.chunks, held.size), headers), held.from);
       // Read whole, so the length is known whatever framing the upstream used.
       headers['content-length'] = String(body.length);
       down.respond(held.status, headers);
@@ -463,6 +464,30 @@ class Exchange {
 function isEventStream(headers: UpstreamHeaders): boolean {
   const type = headers['content-type'];
   return typeof type === 'string' && type.includes('text/event-stream');
+}
+
+const heldDecoders: Record<string, (body: Buffer) => Buffer> = {
+  gzip: (body) => gunzipSync(body, { maxOutputLength: holdLimitBytes * 16 }),
+  'x-gzip': (body) => gunzipSync(body, { maxOutputLength: holdLimitBytes * 16 }),
+  deflate: (body) => inflateSync(body, { maxOutputLength: holdLimitBytes * 16 }),
+  br: (body) => brotliDecompressSync(body, { maxOutputLength: holdLimitBytes * 16 }),
+};
+
+/**
+ * A compressed error body would hide the key from scrubKeys: it is relayed decoded instead (it is
+ * small), and its content-encoding header dropped. One that does not decode is relayed as it came.
+ */
+function decodedForScrubbing(body: Buffer, headers: OutgoingHeaders): Buffer {
+  const encoding = headers['content-encoding'];
+  const decode = typeof encoding === 'string' ? heldDecoders[encoding.trim().toLowerCase()] : undefined;
+  if (decode === undefined) return body;
+  try {
+    const decoded = decode(body);
+    delete headers['content-encoding'];
+    return decoded;
+  } catch {
+    return body;
+  }
 }
 
 /** The body with every occurrence of the instance's upstream key replaced by its masked form. */

@@ -35,6 +35,12 @@ export interface WorkerRateLimits {
 
 type Send = (message: WorkerMessage) => void;
 
+/** Numbers the asks of every lease of a worker and records which lease each answer is for. */
+interface Asks {
+  next(): number;
+  register(seq: number, lease: Lease): void;
+}
+
 /** Sent when an ask gets no answer (the primary is busy or gone): better to admit than to hang. */
 const askTimeoutMs = 2_000;
 /** A lease unused this long goes back to the primary, where other workers can have it. */
@@ -62,7 +68,10 @@ class Lease {
   #seq = -1;
   /** The primary said the bucket is empty until then: refuse without asking. */
   #emptyUntil = 0;
-  #waiters: ((ok: boolean) => void)[] = [];
+  /** Called with what admitting took from the lease (0 when refused or admitted without an answer). */
+  #waiters: ((ok: boolean, taken: number) => void)[] = [];
+  /** Set when the key's limits changed or the worker drains: grants that still arrive go back. */
+  closed = false;
   /** The primary's level at its last answer, to tell clients what remains. */
   #remoteLevel: number;
   #remoteAt = 0;
@@ -80,7 +89,7 @@ class Lease {
     readonly dimension: LimitDimension,
     readonly limit: number,
     readonly send: Send,
-    readonly nextSeq: () => number,
+    readonly asks: Asks,
   ) {
     this.#remoteLevel = limit;
     // A hundredth of the limit per ask: few asks, and little held by a worker that goes quiet.
@@ -92,22 +101,33 @@ class Lease {
     return this.dimension === 'requests' ? 1 : Math.max(1, Math.min(Math.max(this.#estimate, this.#remoteEstimate), this.limit));
   }
 
-  admit(now: number, done: (ok: boolean) => void): void {
+  admit(now: number, done: (ok: boolean, taken: number) => void): void {
     this.#lastUsed = now;
-    if (this.#waiters.length === 0 && this.#tryAdmit()) {
-      this.#askAhead();
-      return done(true);
+    if (this.#waiters.length === 0) {
+      const taken = this.#tryAdmit();
+      if (taken > 0) {
+        this.#askAhead();
+        return done(true, taken);
+      }
     }
-    if (now < this.#emptyUntil) return done(false);
+    if (now < this.#emptyUntil) return done(false, 0);
     this.#waiters.push(done);
     if (!this.#asking) this.#ask();
   }
 
-  /** Tokens a response reported; the lease may go below zero, which the next ask settles. */
-  charge(tokens: number): void {
-    if (tokens <= 0) return;
-    this.#estimate = Math.max(1, Math.round(this.#estimate === 0 ? tokens : 0.7 * this.#estimate + 0.3 * tokens));
-    this.balance -= tokens;
+  /** Hands back what an admission took and did not use (a request refused by another limit). */
+  refund(amount: number): void {
+    this.balance += amount;
+  }
+
+  /**
+   * A response ended: it reported `tokens`, and its admission had reserved `reserved` of them. The
+   * difference is settled with the lease, which may go below zero (the next ask charges it).
+   */
+  settle(reserved: number, tokens: number): void {
+    if (tokens > 0) this.#estimate = Math.max(1, Math.round(this.#estimate === 0 ? tokens : 0.7 * this.#estimate + 0.3 * tokens));
+    if (tokens === reserved) return;
+    this.balance += reserved - tokens;
     if (this.balance < 0) {
       this.#debt -= this.balance;
       this.balance = 0;
@@ -115,8 +135,16 @@ class Lease {
     this.#askAhead();
   }
 
-  onGrant(seq: number, granted: number, level: number, retryAfterMs: number, estimate: number): void {
-    if (seq !== this.#seq) return;
+  /** An answer to one of this lease's asks; false when it was no longer waited for (its grant goes back). */
+  onGrant(seq: number, granted: number, level: number, retryAfterMs: number, estimate: number): boolean {
+    if (seq !== this.#seq) return false;
+    if (this.closed) {
+      // The key's limits changed while this ask was out: those waiting go ahead on the new ones' watch.
+      this.#settle();
+      this.#seq = -1;
+      for (const waiter of this.#waiters.splice(0)) waiter(true, 0);
+      return false;
+    }
     this.#settle();
     const now = Date.now();
     this.balance += granted;
@@ -129,6 +157,7 @@ class Lease {
     const waitMs = Math.max(retryAfterMs, this.balance >= this.#need ? 0 : untilNeed);
     this.#emptyUntil = waitMs > 0 ? now + waitMs : 0;
     this.#serveWaiters(now);
+    return true;
   }
 
   remaining(now: number): number {
@@ -158,10 +187,16 @@ class Lease {
     }
   }
 
-  #tryAdmit(): boolean {
-    if (this.balance < this.#need) return false;
-    if (this.dimension === 'requests') this.balance -= 1;
-    return true;
+  /**
+   * Takes what one request needs from the lease: 1 request, or the tokens a request of this key
+   * costs, reserved so that requests admitted while others are still running cannot all spend the
+   * same balance. Returns what was taken, 0 when the lease cannot admit.
+   */
+  #tryAdmit(): number {
+    const need = this.#need;
+    if (this.balance < need) return 0;
+    this.balance -= need;
+    return need;
   }
 
   #askAhead(): void {
@@ -177,17 +212,19 @@ class Lease {
 
   #ask(want = Math.max(this.#batch, this.#need - this.balance, this.dimension === 'requests' ? this.#waiters.length : 0)): void {
     this.#asking = true;
-    this.#seq = this.nextSeq();
+    this.#seq = this.asks.next();
     const debt = this.#debt;
     this.#debt = 0;
+    this.asks.register(this.#seq, this);
     this.send({ type: 'llm-proxy:lease', seq: this.#seq, id: this.id, dimension: this.dimension, want, debt, estimate: this.#estimate });
     const seq = this.#seq;
     this.#askTimer = setTimeout(() => {
       if (seq !== this.#seq) return;
       // No answer: admit those waiting rather than hold them forever; the next ask tries again.
+      // A grant that still comes is handed back (see onGrant).
       this.#settle();
       this.#seq = -1;
-      for (const waiter of this.#waiters.splice(0)) waiter(true);
+      for (const waiter of this.#waiters.splice(0)) waiter(true, 0);
     }, askTimeoutMs);
     this.#askTimer.unref();
   }
@@ -198,10 +235,14 @@ class Lease {
   }
 
   #serveWaiters(now: number): void {
-    while (this.#waiters.length > 0 && this.#tryAdmit()) (this.#waiters.shift() as (ok: boolean) => void)(true);
+    while (this.#waiters.length > 0) {
+      const taken = this.#tryAdmit();
+      if (taken === 0) break;
+      (this.#waiters.shift() as (ok: boolean, taken: number) => void)(true, taken);
+    }
     if (this.#waiters.length > 0) {
       if (now < this.#emptyUntil) {
-        for (const waiter of this.#waiters.splice(0)) waiter(false);
+        for (const waiter of this.#waiters.splice(0)) waiter(false, 0);
         return;
       }
       return this.#ask();
@@ -218,10 +259,18 @@ class KeyLimiter {
   constructor(
     readonly spec: RateLimitSpec,
     send: Send,
-    nextSeq: () => number,
+    asks: Asks,
   ) {
-    this.requests = spec.requestsPerMinute === undefined ? undefined : new Lease(spec.id, 'requests', spec.requestsPerMinute, send, nextSeq);
-    this.tokens = spec.tokensPerMinute === undefined ? undefined : new Lease(spec.id, 'tokens', spec.tokensPerMinute, send, nextSeq);
+    this.requests = spec.requestsPerMinute === undefined ? undefined : new Lease(spec.id, 'requests', spec.requestsPerMinute, send, asks);
+    this.tokens = spec.tokensPerMinute === undefined ? undefined : new Lease(spec.id, 'tokens', spec.tokensPerMinute, send, asks);
+  }
+
+  close(now: number): void {
+    for (const lease of [this.requests, this.tokens]) {
+      if (lease === undefined) continue;
+      lease.closed = true;
+      lease.returnIdle(now, true);
+    }
   }
 
   headers(now: number): OutgoingHeaders {
@@ -242,9 +291,12 @@ function sameSpec(a: RateLimitSpec, b: RateLimitSpec): boolean {
 
 export function createWorkerRateLimits(send: Send): WorkerRateLimits {
   const keys = new Map<string, KeyLimiter>();
+  /** Asks out, by seq: a grant goes to the lease that asked, or back to the primary. */
+  const asking = new Map<number, Lease>();
   const slotWaiters = new Map<number, (granted: boolean) => void>();
   let seq = 0;
   const nextSeq = () => (seq = (seq + 1) % Number.MAX_SAFE_INTEGER);
+  const asks: Asks = { next: nextSeq, register: (askSeq, lease) => asking.set(askSeq, lease) };
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -258,7 +310,8 @@ export function createWorkerRateLimits(send: Send): WorkerRateLimits {
   const keyFor = (spec: RateLimitSpec): KeyLimiter => {
     let key = keys.get(spec.id);
     if (key === undefined || !sameSpec(key.spec, spec)) {
-      key = new KeyLimiter(spec, send, nextSeq);
+      key?.close(Date.now());
+      key = new KeyLimiter(spec, send, asks);
       keys.set(spec.id, key);
     }
     return key;
@@ -270,15 +323,20 @@ export function createWorkerRateLimits(send: Send): WorkerRateLimits {
     done({ ok: false, reason, retryAfterS: Math.max(1, Math.ceil(retryAfterMs / 1000)), headers: key.headers(now) });
   };
 
-  const acquireSlot = (id: string, done: (granted: boolean) => void) => {
+  /** `held`: the primary counted a slot for this request (false when admitted on a timeout). */
+  const acquireSlot = (id: string, done: (granted: boolean, held: boolean) => void) => {
     const slotSeq = nextSeq();
+    let timedOut = false;
     const timer = setTimeout(() => {
-      if (slotWaiters.delete(slotSeq)) done(true);
+      // No answer in time: admit without a slot; a late grant is freed at once (see below).
+      timedOut = true;
+      done(true, false);
     }, askTimeoutMs);
     timer.unref();
     slotWaiters.set(slotSeq, (granted) => {
       clearTimeout(timer);
-      done(granted);
+      if (!timedOut) return done(granted, granted);
+      if (granted) send({ type: 'llm-proxy:slot-release', id });
     });
     send({ type: 'llm-proxy:slot', seq: slotSeq, id });
   };
@@ -287,29 +345,51 @@ export function createWorkerRateLimits(send: Send): WorkerRateLimits {
     admit(spec, done) {
       const key = keyFor(spec);
       const now = Date.now();
-      const admitted = () => {
+      let reservedTokens = 0;
+      let takenRequest = 0;
+      const admitted = (slotHeld: boolean) => {
         let released = false;
         const admission: Admission = {
           headers: key.headers(Date.now()),
           release(tokens) {
             if (released) return;
             released = true;
-            key.tokens?.charge(tokens);
-            if (spec.concurrent !== undefined) send({ type: 'llm-proxy:slot-release', id: spec.id });
+            key.tokens?.settle(reservedTokens, tokens);
+            if (slotHeld) send({ type: 'llm-proxy:slot-release', id: spec.id });
           },
         };
         done({ ok: true, admission });
       };
+      // What a request refused by a later limit took from the earlier ones goes back.
+      const refundAll = () => {
+        key.tokens?.refund(reservedTokens);
+        key.requests?.refund(takenRequest);
+      };
       const concurrency = () => {
-        if (spec.concurrent === undefined) return admitted();
-        acquireSlot(spec.id, (granted) => (granted ? admitted() : refuse(key, 'concurrent', undefined, done)));
+        if (spec.concurrent === undefined) return admitted(false);
+        acquireSlot(spec.id, (granted, held) => {
+          if (granted) return admitted(held);
+          refundAll();
+          refuse(key, 'concurrent', undefined, done);
+        });
       };
       const requests = () => {
         if (key.requests === undefined) return concurrency();
-        key.requests.admit(now, (ok) => (ok ? concurrency() : refuse(key, 'requests', key.requests, done)));
+        key.requests.admit(now, (ok, taken) => {
+          if (ok) {
+            takenRequest = taken;
+            return concurrency();
+          }
+          refundAll();
+          refuse(key, 'requests', key.requests, done);
+        });
       };
       if (key.tokens === undefined) return requests();
-      key.tokens.admit(now, (ok) => (ok ? requests() : refuse(key, 'tokens', key.tokens, done)));
+      key.tokens.admit(now, (ok, taken) => {
+        if (!ok) return refuse(key, 'tokens', key.tokens, done);
+        reservedTokens = taken;
+        requests();
+      });
     },
     onGrant(message) {
       if (message.type === 'llm-proxy:slot-grant') {
@@ -318,9 +398,13 @@ export function createWorkerRateLimits(send: Send): WorkerRateLimits {
         waiter?.(message.granted);
         return;
       }
-      const key = keys.get(message.id);
-      const lease = message.dimension === 'requests' ? key?.requests : key?.tokens;
-      lease?.onGrant(message.seq, message.granted, message.level, message.retryAfterMs, message.estimate);
+      const lease = asking.get(message.seq);
+      asking.delete(message.seq);
+      const used = lease?.onGrant(message.seq, message.granted, message.level, message.retryAfterMs, message.estimate) === true;
+      // Nobody waits for it any more (the ask timed out, or the key's limits changed): back it goes.
+      if (!used && message.granted > 0 && message.level !== Number.MAX_SAFE_INTEGER) {
+        send({ type: 'llm-proxy:lease-return', id: message.id, dimension: message.dimension, amount: message.granted });
+      }
     },
     retainOnly(limits) {
       const wanted = new Map(limits.map((spec) => [spec.id, spec]));
@@ -328,17 +412,13 @@ export function createWorkerRateLimits(send: Send): WorkerRateLimits {
       for (const [id, key] of keys) {
         const spec = wanted.get(id);
         if (spec !== undefined && sameSpec(spec, key.spec)) continue;
-        key.requests?.returnIdle(now, true);
-        key.tokens?.returnIdle(now, true);
+        key.close(now);
         keys.delete(id);
       }
     },
     returnAll() {
       const now = Date.now();
-      for (const key of keys.values()) {
-        key.requests?.returnIdle(now, true);
-        key.tokens?.returnIdle(now, true);
-      }
+      for (const key of keys.values()) key.close(now);
     },
   };
 }

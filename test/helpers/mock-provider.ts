@@ -37,7 +37,7 @@ export function credentialsIn(recorded: RecordedRequest): [string, string][] {
 }
 
 /** What a test-set override makes the mock answer instead of its normal reply. */
-export type MockOverride = { status: number; headers?: Record<string, string>; body?: unknown } | { close: true };
+export type MockOverride = { status: number; headers?: Record<string, string>; body?: unknown; gzip?: boolean } | { close: true };
 
 export interface MockProvider {
   readonly port: number;
@@ -717,7 +717,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         req.socket.destroy();
         return;
       }
-      const controls = { ...defaultControls, extraHeaders: forced.headers ?? {} };
+      const controls = { ...defaultControls, extraHeaders: forced.headers ?? {}, gzip: forced.gzip === true };
       sendJson(res, controls, forced.status, forced.body ?? errorBody(`mock override ${forced.status}`, 'mock_error'));
       return;
     }

@@ -19,6 +19,7 @@ const keys = {
   concurrent: 'sk-test-limits-concurrent-0004',
   reload: 'sk-test-limits-reload-0005',
   free: 'sk-test-limits-free-0006',
+  tpmConcurrent: 'sk-test-limits-tpm-concurrent-0008',
 };
 
 function configWith(mockPort: number, reloadLimit: number): Record<string, unknown> {
@@ -27,6 +28,7 @@ function configWith(mockPort: number, reloadLimit: number): Record<string, unkno
       { key: keys.rpmH2, name: 'rpm-h2', rate_limit: { requests_per_minute: 120 } },
       { key: keys.rpmH1, name: 'rpm-h1', rate_limit: { requests_per_minute: 120 } },
       { key: keys.tpm, name: 'tpm', rate_limit: { tokens_per_minute: 5000 } },
+      { key: keys.tpmConcurrent, name: 'tpm-concurrent', rate_limit: { tokens_per_minute: 5000 } },
       { key: keys.concurrent, name: 'two-at-once', rate_limit: { concurrent: 2 } },
       { key: keys.reload, name: 'reloaded', rate_limit: { requests_per_minute: reloadLimit } },
       keys.free,
@@ -136,6 +138,27 @@ describe('client-key rate limits (2 workers)', function () {
       expectRateLimitAnswer(seventh, 'tokens', 5000);
     } finally {
       session.close();
+      await agent.close();
+    }
+  });
+
+  it('requests in flight together cannot all spend the same tokens: each reserves what a request of the key costs', async function () {
+    const agent = new Agent({ connect: { ca: proxy.caPem, servername: 'localhost' }, connections: 1 });
+    const thousand = (slow: boolean) => chat(keys.tpmConcurrent, { 'x-mock-input-tokens': '10', 'x-mock-tokens': '990', ...(slow ? { 'x-mock-delay-ms': '1' } : {}) }, slow);
+    try {
+      // One response teaches the proxy what a request of this key costs (1,000 tokens).
+      expect((await h1Request(agent, proxy.port, thousand(false))).status).to.equal(200);
+      const session = await openH2Session(proxy.caPem, proxy.port);
+      try {
+        // Eight at once on one connection (one worker), while none has ended: 4,000 tokens are left.
+        const statuses = (await Promise.all(Array.from({ length: 8 }, () => h2Request(session, thousand(true))))).map((res) => res.status);
+        const admitted = statuses.filter((status) => status === 200).length;
+        expect(admitted, statuses.join(',')).to.be.within(3, 5);
+        expect(statuses.filter((status) => status === 429).length).to.equal(8 - admitted);
+      } finally {
+        session.close();
+      }
+    } finally {
       await agent.close();
     }
   });

@@ -24,6 +24,7 @@ const secrets = {
   rotated: 'sk-test-secrets-upstream-rotated-0010',
   inBadConfig: 'sk-test-secrets-in-bad-config-0011',
   echoed: 'sk-test-secrets-upstream-echoed-0014',
+  echoedGzip: 'sk-test-secrets-upstream-echoed-gzip-0015',
 };
 /** Keys clients guessed: wrong, so never configured, and they must not be echoed either. */
 const guesses = ['sk-test-secrets-wrong-guess-0012', 'sk-test-secrets-wrong-query-0013'];
@@ -54,6 +55,7 @@ describe('secrets: no key in any output, answer or admin page', function () {
       { type: 'gemini', host: 'secrets.proxy.test/gemini', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: secrets.gemini },
       { type: 'openai', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: deadPort, tls: false, api_key: secrets.dead },
       { type: 'openai', host: 'echo.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: secrets.echoed },
+      { type: 'openai', host: 'echo-gzip.proxy.test', endpoint: '127.0.0.1', port: mock.port, tls: false, api_key: secrets.echoedGzip },
     ],
   });
 
@@ -63,8 +65,10 @@ describe('secrets: no key in any output, answer or admin page', function () {
     // Two keys are refused upstream, with an error that quotes them as OpenAI's does: the first
     // OpenAI key (its probe fails: a health transition) and the key of echo.proxy.test.
     mock.override((req) => {
-      const refused = [secrets.openaiA, secrets.echoed].find((key) => credentialsIn(req).some(([, value]) => value.includes(key)));
-      return refused === undefined ? undefined : { status: 401, body: { error: { message: `Incorrect API key provided: ${refused}`, type: 'invalid_request_error' } } };
+      const refused = [secrets.openaiA, secrets.echoed, secrets.echoedGzip].find((key) => credentialsIn(req).some(([, value]) => value.includes(key)));
+      if (refused === undefined) return undefined;
+      // One of them compressed, as an upstream does for a client that accepts gzip.
+      return { status: 401, gzip: refused === secrets.echoedGzip, body: { error: { message: `Incorrect API key provided: ${refused}`, type: 'invalid_request_error' } } };
     });
     proxy = await startProxy(config(secrets.openaiB), ['--enable-health-check']);
   });
@@ -85,6 +89,7 @@ describe('secrets: no key in any output, answer or admin page', function () {
         h1Request(agent, proxy.port, { host: 'secrets.proxy.test', path: '/v1/chat/completions', body: 'x'.repeat(4096), headers: bearer(secrets.clientPlain) }),
         h1Request(agent, proxy.port, { host: 'dead.proxy.test', path: '/v1/models', headers: bearer(secrets.clientPlain) }),
         h1Request(agent, proxy.port, { host: 'echo.proxy.test', path: '/v1/chat/completions', body: '{}', headers: bearer(secrets.clientPlain) }),
+        h1Request(agent, proxy.port, { host: 'echo-gzip.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { ...bearer(secrets.clientPlain), 'accept-encoding': 'gzip' } }),
         h2Request(session, { host: 'secrets.proxy.test', path: '/claude/v1/messages', body: JSON.stringify({ model: 'c', stream: true, max_tokens: 5, messages: [] }), headers: bearer(secrets.routeClient) }),
         h2Request(session, { host: 'secrets.proxy.test', path: `/gemini/v1beta/models/g:streamGenerateContent?alt=sse&key=${secrets.clientPlain}`, body: '{}' }),
       ];
@@ -126,6 +131,7 @@ describe('secrets: no key in any output, answer or admin page', function () {
     expect(places['proxy output']).to.include('"msg":"request"');
     expect(places.answers).to.include('unauthorized');
     expect(places.answers, 'the upstream 401 was relayed, its key masked').to.include('Incorrect API key provided: sk-...0014');
+    expect(places.answers, 'the gzip-compressed 401 too, relayed decoded').to.include('Incorrect API key provided: sk-...0015');
     for (const [place, text] of Object.entries(places)) {
       for (const secret of [...Object.values(secrets), ...guesses]) {
         expect(text.includes(secret) || text.includes(encodeURIComponent(secret)), `${secret} in ${place}`).to.equal(false);

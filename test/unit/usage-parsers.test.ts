@@ -38,6 +38,10 @@ describe('SSE parser', function () {
     }
   });
 
+  it('an empty chunk between the CR and the LF of a CRLF does not split the line (found in review)', function () {
+    expect(sseEvents([Buffer.from('data: x\r'), Buffer.alloc(0), Buffer.from('\ndata: y\n\n')])).to.deep.equal([['', 'x\ny']]);
+  });
+
   it('strips a byte-order mark, ignores comment-only events and blank lines between events', function () {
     expect(sseEvents([Buffer.from('\ufeffdata: x\n\n\n\n: ping\n\ndata: y\n\n')])).to.deep.equal([
       ['', 'x'],

@@ -33,6 +33,8 @@ export class SseParser {
   ) {}
 
   push(chunk: Buffer): void {
+    // An empty chunk must not clear the CR state: the LF of that CRLF may still come.
+    if (chunk.length === 0) return;
     let pos = 0;
     if (this.#afterCr) {
       this.#afterCr = false;
