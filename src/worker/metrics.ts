@@ -4,6 +4,7 @@
 // provider type) or from a small fixed set, never from a client.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TokenUsage } from '../shared/usage/token-usage.js';
+import type { LimitReason } from './rate-limits.js';
 
 // From a 5 ms cached answer to a 5 minute generation.
 export const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -15,7 +16,7 @@ export type UpstreamErrorReason = 'unreachable' | 'timeout' | 'protocol' | 'stat
  * Why the proxy itself answered 429: a client key over one of its limits, or every upstream key of
  * the route cooling after the provider's own 429s.
  */
-export type RateLimitReason = 'requests' | 'tokens' | 'concurrent' | 'upstream';
+export type RateLimitReason = LimitReason | 'upstream';
 
 /**
  * A route may show this many distinct model names (per worker); later ones are counted as `other`,

@@ -1,13 +1,13 @@
 // The request path of DESIGN section 4: route, authenticate, pick an instance, forward, fail over,
 // stream back. Everything per-route was computed when the snapshot was compiled; this code only
 // reads it.
-import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { defaultErrorTable } from '../shared/providers/registry.js';
 import { proxyErrors, type ProxyErrorCode } from '../shared/errors.js';
 import type { ProviderTable } from '../shared/providers/table.js';
 import type { Logger } from '../shared/log.js';
 import type { Downstream, OutgoingHeaders } from './downstream.js';
+import { contentDecoder } from './content-decoders.js';
 import { respondWithError } from './error-response.js';
 import { buildResponseHeaders, buildUpstreamHeaders, headerListSize } from './headers.js';
 import type { UpstreamErrorReason, WorkerMetrics } from './metrics.js';
@@ -434,8 +434,13 @@ class Exchange {
     this.ctx.metrics.upstreamError('cut');
     this.#streamEnded();
     record.reason = record.reason ?? upstreamErrorReason(err);
-    // respond() threw: nothing was sent, so the client still gets a proper error.
-    if (!down.headersSent) return answerWithProxyError(this.ctx, record, this.route.table, classifyUpstreamError(err));
+    // respond() threw: nothing was sent, so the client still gets a proper error (and nothing was
+    // counted: the tap, with its decoder if it had one, is closed unread).
+    if (!down.headersSent) {
+      this.#tap?.finish(() => undefined);
+      this.#tap = undefined;
+      return answerWithProxyError(this.ctx, record, this.route.table, classifyUpstreamError(err));
+    }
     // Mid-stream failure: never a clean end after a 200 (the client would take a cut answer as whole).
     record.flag = 'UC';
     const event = this.route.table.streamErrorEvent;
@@ -466,23 +471,15 @@ function isEventStream(headers: UpstreamHeaders): boolean {
   return typeof type === 'string' && type.includes('text/event-stream');
 }
 
-const heldDecoders: Record<string, (body: Buffer) => Buffer> = {
-  gzip: (body) => gunzipSync(body, { maxOutputLength: holdLimitBytes * 16 }),
-  'x-gzip': (body) => gunzipSync(body, { maxOutputLength: holdLimitBytes * 16 }),
-  deflate: (body) => inflateSync(body, { maxOutputLength: holdLimitBytes * 16 }),
-  br: (body) => brotliDecompressSync(body, { maxOutputLength: holdLimitBytes * 16 }),
-};
-
 /**
  * A compressed error body would hide the key from scrubKeys: it is relayed decoded instead (it is
  * small), and its content-encoding header dropped. One that does not decode is relayed as it came.
  */
 function decodedForScrubbing(body: Buffer, headers: OutgoingHeaders): Buffer {
-  const encoding = headers['content-encoding'];
-  const decode = typeof encoding === 'string' ? heldDecoders[encoding.trim().toLowerCase()] : undefined;
-  if (decode === undefined) return body;
+  const decoder = contentDecoder(headers['content-encoding']);
+  if (decoder === undefined) return body;
   try {
-    const decoded = decode(body);
+    const decoded = decoder.whole(body, holdLimitBytes * 16);
     delete headers['content-encoding'];
     return decoded;
   } catch {

@@ -4,7 +4,7 @@
 // whole usage each time only the last such document is parsed, once, at the end. A compressed body is
 // decoded here for the tap alone; the client gets the bytes as they came.
 import type { Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate, constants as zlib } from 'node:zlib';
+import { contentDecoder, isIdentity } from './content-decoders.js';
 import { JsonDocuments } from '../shared/usage/json-documents.js';
 import { hasObjectKey, lastObjectValue } from '../shared/usage/json-key.js';
 import { SseParser } from '../shared/usage/sse-parser.js';
@@ -26,6 +26,17 @@ const maxDocumentBytes = 8 * 1024 * 1024;
 /** A compressed body that inflates past this is a bomb, not an answer: the tap gives up on it. */
 const maxDecodedBytes = 256 * 1024 * 1024;
 
+// A provider's usage key as the byte search wants it, encoded once per format, not per response.
+const quotedKeys = new WeakMap<UsageFormat, Buffer>();
+function quotedKeyOf(format: UsageFormat): Buffer {
+  let quoted = quotedKeys.get(format);
+  if (quoted === undefined) {
+    quoted = Buffer.from(JSON.stringify(format.key));
+    quotedKeys.set(format, quoted);
+  }
+  return quoted;
+}
+
 /** Collects usage from the documents a body splitter finds. */
 class UsageCollector {
   readonly #format: UsageFormat;
@@ -38,7 +49,7 @@ class UsageCollector {
 
   constructor(format: UsageFormat) {
     this.#format = format;
-    this.#quotedKey = Buffer.from(JSON.stringify(format.key));
+    this.#quotedKey = quotedKeyOf(format);
   }
 
   document(bytes: Buffer): void {
@@ -141,14 +152,6 @@ class DecodingTap implements UsageTap {
   }
 }
 
-// finishFlush: a body cut short still yields what it decoded instead of an 'unexpected end' error.
-const decoders: Record<string, () => Transform> = {
-  gzip: () => createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH }),
-  'x-gzip': () => createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH }),
-  deflate: () => createInflate({ finishFlush: zlib.Z_SYNC_FLUSH }),
-  br: () => createBrotliDecompress({ finishFlush: zlib.BROTLI_OPERATION_FLUSH }),
-};
-
 function headerValue(headers: UpstreamHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(',') : value;
@@ -157,9 +160,8 @@ function headerValue(headers: UpstreamHeaders, name: string): string | undefined
 /** A tap for this response, or undefined when its body cannot carry usage we can read. */
 export function createUsageTap(format: UsageFormat, headers: UpstreamHeaders, eventStream: boolean): UsageTap | undefined {
   if (!eventStream && !(headerValue(headers, 'content-type') ?? '').includes('json')) return undefined;
-  const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase() ?? 'identity';
-  const inner = new BodyTap(format, eventStream);
-  if (encoding === 'identity' || encoding === '') return inner;
-  const decoder = decoders[encoding];
-  return decoder === undefined ? undefined : new DecodingTap(inner, decoder());
+  const encoding = headers['content-encoding'];
+  if (isIdentity(encoding)) return new BodyTap(format, eventStream);
+  const decoder = contentDecoder(encoding);
+  return decoder === undefined ? undefined : new DecodingTap(new BodyTap(format, eventStream), decoder.stream());
 }

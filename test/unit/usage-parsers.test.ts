@@ -4,7 +4,9 @@
 import { expect } from 'chai';
 import { JsonDocuments } from '../../src/shared/usage/json-documents.js';
 import { hasObjectKey, lastObjectValue } from '../../src/shared/usage/json-key.js';
-import { readTopLevelString } from '../../src/shared/usage/model-name.js';
+import { createTopLevelStringReader } from '../../src/shared/usage/model-name.js';
+
+const readModel = createTopLevelStringReader('model');
 import { SseParser } from '../../src/shared/usage/sse-parser.js';
 
 type Event = [string, string];
@@ -136,14 +138,14 @@ describe('model name from a request body', function () {
       stream: true,
       model: 'gpt-4o-mini',
     };
-    expect(readTopLevelString(Buffer.from(JSON.stringify(body)), 'model')).to.equal('gpt-4o-mini');
-    expect(readTopLevelString(Buffer.from(JSON.stringify(body, null, 2)), 'model')).to.equal('gpt-4o-mini');
-    expect(readTopLevelString(Buffer.from('{"model":"claude-\\u00e9"}'), 'model')).to.equal('claude-é');
+    expect(readModel(Buffer.from(JSON.stringify(body)))).to.equal('gpt-4o-mini');
+    expect(readModel(Buffer.from(JSON.stringify(body, null, 2)))).to.equal('gpt-4o-mini');
+    expect(readModel(Buffer.from('{"model":"claude-\\u00e9"}'))).to.equal('claude-é');
   });
 
   it('gives undefined for a body that is not an object, has no model, or a model that is not a string', function () {
     for (const body of ['', '[]', '{"messages":[]}', '{"model":42}', '{"model":"cut', 'not json', '{"a":"\\"}', '{"a" 1, "model":"x"}']) {
-      expect(readTopLevelString(Buffer.from(body), 'model'), body).to.equal(undefined);
+      expect(readModel(Buffer.from(body)), body).to.equal(undefined);
     }
   });
 });

@@ -1,6 +1,6 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
-import { readTopLevelString } from '../usage/model-name.js';
+import { modelInBody } from '../usage/model-name.js';
 import { count, has, isRecord, type JsonRecord, type UsageFormat, type TokenUsage } from '../usage/token-usage.js';
 
 const errorTypes: Record<ErrorKind, string> = {
@@ -36,7 +36,7 @@ const usage: UsageFormat = {
     if (!isRecord(reported)) return false;
     return fold(reported, into);
   },
-  model: (_path, body) => (body === null ? undefined : readTopLevelString(body, 'model')),
+  model: (_path, body) => modelInBody(body),
 };
 
 function fold(reported: JsonRecord, into: TokenUsage): boolean {

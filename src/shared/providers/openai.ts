@@ -1,6 +1,6 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
-import { readTopLevelString } from '../usage/model-name.js';
+import { modelInBody } from '../usage/model-name.js';
 import { count, has, isRecord, type UsageFormat } from '../usage/token-usage.js';
 
 const errorTypes: Record<ErrorKind, string> = {
@@ -49,7 +49,7 @@ const usage: UsageFormat = {
     into.cacheWrite = 0;
     return true;
   },
-  model: (_path, body) => (body === null ? undefined : readTopLevelString(body, 'model')),
+  model: (_path, body) => modelInBody(body),
 };
 
 export const openaiTable: ProviderTable = {

@@ -49,9 +49,20 @@ function valueEnd(body: Buffer, i: number): number {
   return -1;
 }
 
-/** The string value of a top-level key of a JSON object body; undefined when absent or not a string. */
-export function readTopLevelString(body: Buffer, key: string): string | undefined {
+/**
+ * A reader of one top-level key's string value from a JSON object body (undefined when absent or not
+ * a string). The quoted key is encoded once, not on every request.
+ */
+export function createTopLevelStringReader(key: string): (body: Buffer) => string | undefined {
   const wanted = Buffer.from(JSON.stringify(key));
+  return (body) => readTopLevelString(body, wanted);
+}
+
+/** The `model` of an OpenAI or Anthropic request body; null (no body) names none. */
+const readModel = createTopLevelStringReader('model');
+export const modelInBody = (body: Buffer | null): string | undefined => (body === null ? undefined : readModel(body));
+
+function readTopLevelString(body: Buffer, wanted: Buffer): string | undefined {
   let i = skipSpace(body, 0);
   if (body[i] === 0xef) i = skipSpace(body, i + 3); // UTF-8 byte-order mark
   if (body[i] !== 0x7b) return undefined;
