@@ -6,7 +6,7 @@ import { TokenBucket } from '../../src/primary/rate-limit/token-bucket.js';
 import { createMemoryStore } from '../../src/primary/rate-limit/store.js';
 import { ConfigError, parseConfigText, type ConfigIssue } from '../../src/shared/config/parse.js';
 import type { RateLimitSpec } from '../../src/shared/snapshot.js';
-import { formatResetDuration } from '../../src/worker/rate-limits.js';
+import { formatResetDuration } from '../../src/worker/reset-duration.js';
 
 const spec = (values: Partial<RateLimitSpec>): RateLimitSpec => ({ id: 'k1', label: 'team', requestsPerMinute: undefined, tokensPerMinute: undefined, concurrent: undefined, ...values });
 
