@@ -3,6 +3,7 @@
 // open -> half-open with one trial request -> closed), and 429 cooling. Workers only ever see the
 // result, as a table of instances to skip.
 import type { HealthTable, OutcomeCounts } from '../shared/ipc.js';
+import { createHash } from 'node:crypto';
 import { maskKey, type Logger } from '../shared/log.js';
 import type { InstanceSpec, Snapshot } from '../shared/snapshot.js';
 
@@ -24,6 +25,8 @@ interface InstanceHealth {
   coolUntil: number;
   breakerTimer: NodeJS.Timeout | undefined;
   coolTimer: NodeJS.Timeout | undefined;
+  /** undefined for a pass-through instance (no key of ours, no quota of ours). */
+  quotaId: string | undefined;
 }
 
 /** What /status and metrics show per instance: names and states, never a key. */
@@ -44,7 +47,12 @@ export interface HealthRegistry {
   sync(snapshot: Snapshot): void;
   probeResult(id: string, ok: boolean, error?: string): void;
   outcomes(counts: readonly OutcomeCounts[]): void;
-  cool(id: string, ms: number): void;
+  /** An upstream 429 told an instance to wait `ms`; true when that is news (a longer wait). */
+  cool(id: string, ms: number): boolean;
+  /** Another proxy instance was told so for an upstream key: every instance of that key waits. */
+  coolQuota(quotaId: string, ms: number): void;
+  /** Names an instance's upstream key (endpoint and a digest of the key) across proxy instances. */
+  quotaOf(id: string): string | undefined;
   trial(id: string, result: 'ok' | 'failed' | 'declined', workerId: number): void;
   /** A worker left: the trials it held go to another one. */
   workerGone(workerId: number): void;
@@ -129,6 +137,20 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
     changed();
   };
 
+  const coolInstance = (state: InstanceHealth, ms: number): boolean => {
+    const until = Date.now() + ms;
+    // A burst of 429s says the same thing many times: only a wait that ends a second later or more
+    // is news worth a table to every worker.
+    if (until < state.coolUntil + 1_000) return false;
+    const wasCooling = state.coolUntil > Date.now();
+    state.coolUntil = until;
+    if (!wasCooling) log.warn({ ...describe(state), retryAfterMs: ms }, 'upstream rate limit, instance cooling');
+    clearTimeout(state.coolTimer);
+    state.coolTimer = timer(until, () => coolingEnded(state));
+    changed();
+    return true;
+  };
+
   const coolingEnded = (state: InstanceHealth) => {
     state.coolUntil = 0;
     log.info(describe(state), 'instance cooled down, back in rotation');
@@ -168,6 +190,7 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
             coolUntil: 0,
             breakerTimer: undefined,
             coolTimer: undefined,
+            quotaId: quotaIdOf(spec),
           });
         }
       }
@@ -220,18 +243,15 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
 
     cool(id, ms) {
       const state = instances.get(id);
-      if (state === undefined) return;
-      const until = Date.now() + ms;
-      // A burst of 429s says the same thing many times: only a wait that ends a second later or more
-      // is news worth a table to every worker.
-      if (until < state.coolUntil + 1_000) return;
-      const wasCooling = state.coolUntil > Date.now();
-      state.coolUntil = until;
-      if (!wasCooling) log.warn({ ...describe(state), retryAfterMs: ms }, 'upstream rate limit, instance cooling');
-      clearTimeout(state.coolTimer);
-      state.coolTimer = timer(until, () => coolingEnded(state));
-      changed();
+      if (state === undefined) return false;
+      return coolInstance(state, ms);
     },
+
+    coolQuota(quotaId, ms) {
+      for (const state of instances.values()) if (state.quotaId === quotaId) coolInstance(state, ms);
+    },
+
+    quotaOf: (id) => instances.get(id)?.quotaId,
 
     trial(id, result, workerId) {
       const state = instances.get(id);
@@ -293,4 +313,13 @@ export function createHealthRegistry({ log, workerIds, onChange }: HealthRegistr
       for (const state of instances.values()) clearTimers(state);
     },
   };
+}
+
+/**
+ * The same upstream key at the same endpoint is the same provider quota on every proxy instance,
+ * whatever route it serves there. A digest: the key itself never goes to the shared store.
+ */
+function quotaIdOf(spec: InstanceSpec): string | undefined {
+  if (spec.upstreamKey === undefined) return undefined;
+  return createHash('sha256').update(`${spec.endpoint}\0${spec.port}\0${spec.upstreamKey}`).digest('base64url').slice(0, 22);
 }

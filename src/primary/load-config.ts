@@ -53,6 +53,11 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       issueAt(['providers', index, 'ca_file'], `not a usable PEM CA bundle: ${(err as Error).message}`);
     }
   }
+  const storeCa = parsed.config.shared_store?.ca_file;
+  if (storeCa !== undefined && !caPems.has(storeCa)) {
+    const pem = await readPem(storeCa, ['shared_store', 'ca_file'], issueAt);
+    if (pem !== undefined) caPems.set(storeCa, pem);
+  }
   if (issues.length > 0) throw new ConfigError(file, issues, parsed.warnings);
   return { file, config: parsed.config, warnings: parsed.warnings, certPem: certPem ?? '', keyPem: keyPem ?? '', caPems };
 }

@@ -2,6 +2,7 @@
 // probes and the circuit breaker), reloads on SIGHUP and drains on SIGTERM/SIGINT. It never proxies
 // traffic itself.
 import { ConfigError } from '../shared/config/parse.js';
+import type { SharedStoreConfig } from '../shared/config/schema.js';
 import { formatHostPort } from '../shared/config/address.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
@@ -13,7 +14,9 @@ import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
 import { createPrimaryMetrics } from './primary-metrics.js';
 import { createRateLimiter } from './rate-limit/limiter.js';
-import { createMemoryStore } from './rate-limit/store.js';
+import { createRedisStore } from './rate-limit/redis-store.js';
+import { createMemoryStore, type RateLimitStore } from './rate-limit/store.js';
+import { connectSharedStore, type SharedStoreConnection } from './shared-store/connection.js';
 import { buildStatus } from './status-report.js';
 import { createSupervisor, type Supervisor } from './supervisor.js';
 
@@ -53,7 +56,15 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   let snapshot: Snapshot = buildSnapshot(loaded, 1, ticketKeys, workerCount, overrides);
   const stats: ControlStats = { reloads: { ok: 0, failed: 0 }, lastReloadError: undefined };
 
-  const limiter = createRateLimiter(createMemoryStore(), log);
+  const sharedConfig = config.shared_store;
+  let connection: SharedStoreConnection | undefined;
+  let store: RateLimitStore = createMemoryStore();
+  if (sharedConfig !== undefined) {
+    const caPem = sharedConfig.ca_file === undefined ? undefined : loaded.caPems.get(sharedConfig.ca_file);
+    connection = connectSharedStore(sharedConfig, caPem, log, (up) => metrics.sharedStoreTransition(up));
+    store = createRedisStore({ connection, onUnavailable: sharedConfig.on_unavailable, url: sharedConfig.url, log });
+  }
+  const limiter = createRateLimiter(store, log, (workerId, message) => supervisor.sendTo(workerId, message));
   await limiter.configure(snapshot);
   const registry = createHealthRegistry({
     log,
@@ -65,7 +76,10 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     healthTable: (workerId) => registry.tableFor(workerId),
     onHealthReport: (report, workerId) => {
       if (report.type === 'llm-proxy:outcomes') registry.outcomes(report.counts);
-      else if (report.type === 'llm-proxy:cool') registry.cool(report.id, report.ms);
+      else if (report.type === 'llm-proxy:cool') {
+        // The quota behind an upstream key is the provider's, whichever instance of ours hit it.
+        if (registry.cool(report.id, report.ms)) connection?.publish({ t: 'cool', id: registry.quotaOf(report.id) ?? '', ms: report.ms });
+      }
       else registry.trial(report.id, report.result, workerId);
     },
     onLimitMessage: (message, workerId, reply) => limiter.onMessage(message, workerId, reply),
@@ -75,8 +89,12 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     },
   });
   registry.sync(snapshot);
+  connection?.onEvent((event) => {
+    if (event.t === 'cool' && event.ms !== undefined) registry.coolQuota(event.id, event.ms);
+  });
 
   const metrics = createPrimaryMetrics({
+    sharedStore: () => (sharedConfig === undefined ? undefined : limiter.storeStatus()),
     health: () => registry.report(),
     listeningWorkers: () => supervisor.workers().filter((worker) => worker.listening && !worker.retiring).length,
     restarts: () => supervisor.restarts,
@@ -94,6 +112,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       status: 200,
       body: buildStatus({
         rateLimits: await limiter.states(),
+        sharedStore: limiter.storeStatus(),
         version: options.version,
         startedAt,
         healthChecks: options.enableHealthCheck,
@@ -129,7 +148,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     shuttingDown = true;
     log.info({ signal, deadlineMs: snapshot.timeouts.shutdownMs }, 'shutting down, draining workers');
     registry.stop();
-    void Promise.all([prober?.stop(), supervisor.shutdown(snapshot.timeouts.shutdownMs)]).then(() => {
+    void Promise.all([prober?.stop(), supervisor.shutdown(snapshot.timeouts.shutdownMs)]).then(async () => {
+      await limiter.close();
       log.info('stopped');
       log.flush();
       process.exit(0);
@@ -150,6 +170,9 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     if ('error' in loadedNext) return countReload(loadedNext.error);
     const next = loadedNext.snapshot;
     if (shuttingDown) return;
+    if (JSON.stringify(loadedNext.sharedStore) !== JSON.stringify(sharedConfig)) {
+      log.warn('shared_store changed: it takes effect at the next start; the running store is kept');
+    }
     const rebinding = next.listen.host !== snapshot.listen.host || next.listen.port !== snapshot.listen.port;
     if (rebinding) {
       try {
@@ -253,12 +276,12 @@ async function loadNext(
   version: number,
   ticketKeys: string,
   overrides: SnapshotOverrides,
-): Promise<{ snapshot: Snapshot } | { error: string }> {
+): Promise<{ snapshot: Snapshot; sharedStore: SharedStoreConfig | undefined } | { error: string }> {
   try {
     const loaded = await loadConfig(options.configFile);
     for (const warning of loaded.warnings) log.warn({ warning }, 'config warning');
     const workers = await resolveWorkerCount(options.workers ?? loaded.config.workers);
-    return { snapshot: buildSnapshot(loaded, version, ticketKeys, workers, overrides) };
+    return { snapshot: buildSnapshot(loaded, version, ticketKeys, workers, overrides), sharedStore: loaded.config.shared_store };
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues.length : 1;
     log.error({ reason: (err as Error).message, issues }, 'config reload failed, keeping the running config');

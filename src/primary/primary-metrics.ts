@@ -3,15 +3,20 @@
 // reloads, workers. Instance labels are names, never keys.
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { InstanceHealthReport } from './health-registry.js';
+import type { StoreStatus } from './rate-limit/store.js';
 
 export interface PrimaryMetricSources {
   health(): InstanceHealthReport[];
   listeningWorkers(): number;
   restarts(): number;
+  /** undefined: no shared_store configured (the series are not exported). */
+  sharedStore(): StoreStatus | undefined;
 }
 
 export interface PrimaryMetrics {
   reload(result: 'ok' | 'failed'): void;
+  /** The shared store became reachable (true) or out of reach (false). */
+  sharedStoreTransition(up: boolean): void;
   render(): Promise<{ contentType: string; text: string }>;
 }
 
@@ -51,8 +56,26 @@ export function createPrimaryMetrics(sources: PrimaryMetricSources): PrimaryMetr
   reloads.inc({ result: 'ok' }, 0);
   reloads.inc({ result: 'failed' }, 0);
 
+  new Gauge({
+    name: 'llm_proxy_shared_store_up',
+    help: 'Whether the shared store (Redis) answers and limits are shared across instances (absent without shared_store).',
+    registers: [own],
+    collect() {
+      this.reset();
+      const status = sources.sharedStore();
+      if (status !== undefined) this.set(status.state === 'shared' ? 1 : 0);
+    },
+  });
+  const storeTransitions = new Counter({
+    name: 'llm_proxy_shared_store_transitions_total',
+    help: 'Times the shared store became unavailable (limits enforced per instance, or limited keys refused) or available again.',
+    labelNames: ['to'],
+    registers: [own],
+  });
+
   return {
     reload: (result) => reloads.inc({ result }),
+    sharedStoreTransition: (up) => storeTransitions.inc({ to: up ? 'available' : 'unavailable' }),
     async render() {
       const [workers, primary] = await Promise.all([cluster.clusterMetrics(), own.metrics()]);
       return { contentType: own.contentType, text: `${workers.trimEnd()}\n${primary}` };

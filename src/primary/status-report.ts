@@ -2,7 +2,7 @@
 // doing. Built from the primary's own state when asked; names and masked labels only, never a key.
 import type { Snapshot } from '../shared/snapshot.js';
 import type { InstanceHealthReport } from './health-registry.js';
-import type { KeyLimitState } from './rate-limit/store.js';
+import type { KeyLimitState, StoreStatus } from './rate-limit/store.js';
 import type { WorkerInfo } from './supervisor.js';
 
 export interface StatusSources {
@@ -16,6 +16,8 @@ export interface StatusSources {
   health(): InstanceHealthReport[];
   /** What each limited client key has left (the primary's buckets; workers may hold a little more). */
   rateLimits: KeyLimitState[];
+  /** Where the limits live: memory, or Redis with its state (never its password). */
+  sharedStore: StoreStatus;
 }
 
 export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
@@ -42,6 +44,7 @@ export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
       })),
     },
     healthChecks: sources.healthChecks ? { intervalSeconds: snapshot.healthCheckIntervalMs / 1000 } : false,
+    sharedStore: sources.sharedStore,
     rateLimits: sources.rateLimits.map((state) => ({
       clientKey: state.label,
       requestsPerMinute: state.requests && { limit: state.requests.limit, remaining: state.requests.remaining, resetSeconds: Math.ceil(state.requests.resetMs / 1000) },

@@ -40,6 +40,8 @@ export interface Supervisor {
   broadcast(snapshot: Snapshot): Promise<void>;
   /** Sends every worker its health table. */
   sendHealth(): void;
+  /** One message to one worker (nothing if it is gone). */
+  sendTo(workerId: number, message: PrimaryMessage): void;
   /** Forks or retires workers until `count` serve. */
   resize(count: number): void;
   /** Starts `count` workers on the snapshot's listen address, then drains the old ones; rejects (old ones untouched) if they cannot listen. */
@@ -167,7 +169,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         'llm-proxy:lease': (message) => onLimitMessage(message, worker.id, reply),
         'llm-proxy:lease-return': (message) => onLimitMessage(message, worker.id, reply),
         'llm-proxy:slot': (message) => onLimitMessage(message, worker.id, reply),
-        'llm-proxy:slot-release': (message) => onLimitMessage(message, worker.id, reply),
+        'llm-proxy:slot-return': (message) => onLimitMessage(message, worker.id, reply),
       }),
     );
     // A fork that cannot spawn (EACCES on the node binary, EAGAIN at a process limit) or an IPC
@@ -264,6 +266,10 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         });
         checkApplied();
       });
+    },
+    sendTo(workerId, message) {
+      const member = members.get(workerId);
+      if (member !== undefined) send(member.worker, message);
     },
     sendHealth() {
       for (const member of members.values()) send(member.worker, { type: 'llm-proxy:health', health: healthTable(member.worker.id) });

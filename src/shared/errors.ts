@@ -44,6 +44,12 @@ export const proxyErrors = {
     flag: 'UR',
     message: 'Every upstream key of this route is rate limited by the provider; retry after the time given.',
   },
+  rate_limit_store_unavailable: {
+    status: 503,
+    kind: 'unavailable',
+    flag: 'SU',
+    message: "This API key's limits are kept in a shared store that is out of reach, and the proxy is set to refuse limited keys until it is back; retry later.",
+  },
   no_healthy_upstream: { status: 503, kind: 'unavailable', flag: 'UH', message: 'No healthy upstream instance for this route; retry later.' },
 } as const satisfies Record<string, ProxyErrorSpec>;
 

@@ -30,9 +30,25 @@ export type PrimaryMessage =
    * Answer to a lease ask: what was granted from the key's bucket, the bucket's level after it and,
    * when less than asked was there, how long until that much will be.
    */
-  | { type: 'llm-proxy:lease-grant'; seq: number; id: string; dimension: LimitDimension; granted: number; level: number; retryAfterMs: number; estimate: number }
-  /** Answer to a slot ask: whether the key may open one more request now. */
-  | { type: 'llm-proxy:slot-grant'; seq: number; granted: boolean }
+  | {
+      type: 'llm-proxy:lease-grant';
+      seq: number;
+      id: string;
+      dimension: LimitDimension;
+      granted: number;
+      level: number;
+      retryAfterMs: number;
+      estimate: number;
+      /** > 0: the shared store is out of reach and `on_unavailable: reject` refuses the key that long. */
+      unavailableMs: number;
+    }
+  /**
+   * Answer to a slot ask: how many of the wanted slots the worker may hold now. `unavailableMs` > 0:
+   * the shared store is out of reach and `on_unavailable: reject` holds limited keys back that long.
+   */
+  | { type: 'llm-proxy:slot-grant'; seq: number; id: string; granted: number; unavailableMs: number }
+  /** The key has no free slot for another worker's ask: hand back the spares of it held here. */
+  | { type: 'llm-proxy:slot-recall'; id: string }
   | { type: 'llm-proxy:health'; health: HealthTable }
   | { type: 'llm-proxy:shutdown'; deadlineMs: number };
 
@@ -57,11 +73,13 @@ export type WorkerMessage =
   | { type: 'llm-proxy:lease'; seq: number; id: string; dimension: LimitDimension; want: number; debt: number; estimate: number }
   /** Hands back what an idle lease did not use. */
   | { type: 'llm-proxy:lease-return'; id: string; dimension: LimitDimension; amount: number }
-  | { type: 'llm-proxy:slot'; seq: number; id: string }
-  | { type: 'llm-proxy:slot-release'; id: string };
+  /** Asks for `want` concurrency slots of a key (a worker keeps freed ones as spares, see slot-lease). */
+  | { type: 'llm-proxy:slot'; seq: number; id: string; want: number }
+  /** Hands back slots; `recalled` when it answers a recall (sent even when `amount` is 0). */
+  | { type: 'llm-proxy:slot-return'; id: string; amount: number; recalled: boolean };
 
 /** The worker messages the primary's rate limiter answers. */
-export type LimitMessage = Extract<WorkerMessage, { type: 'llm-proxy:lease' | 'llm-proxy:lease-return' | 'llm-proxy:slot' | 'llm-proxy:slot-release' }>;
+export type LimitMessage = Extract<WorkerMessage, { type: 'llm-proxy:lease' | 'llm-proxy:lease-return' | 'llm-proxy:slot' | 'llm-proxy:slot-return' }>;
 
 type Handlers<M extends { type: string }> = { [T in M['type']]?: (message: Extract<M, { type: T }>) => void };
 

@@ -2,8 +2,11 @@
 // owns: a request is admitted from the lease, and the worker asks for more before the lease runs dry,
 // so in the common case no request waits on IPC. A request waits (for one round trip) only when its
 // lease is empty and the primary has not said the bucket is; once it has, the worker refuses locally
-// until the time it gave.
+// until the time it gave. A token admission reserves what its request may cost (estimate.ts), which
+// differs from request to request, so each waiter carries what is known of its request; what that
+// comes to is worked out when it is served, with the key's average as the primary last told it.
 import type { LimitDimension, WorkerMessage } from '../shared/ipc.js';
+import { reservedTokens, type RequestTokens } from '../shared/usage/estimate.js';
 
 export type Send = (message: WorkerMessage) => void;
 
@@ -11,12 +14,22 @@ export type Send = (message: WorkerMessage) => void;
 export interface Asks {
   next(): number;
   register(seq: number, lease: Lease): void;
+  /** An ask that timed out: a grant that still comes is handed back by its key and dimension. */
+  forget(seq: number): void;
 }
 
 /** Sent when an ask gets no answer (the primary is busy or gone): better to admit than to hang. */
 export const askTimeoutMs = 2_000;
 /** A lease unused this long goes back to the primary, where other workers can have it. */
 export const idleReturnMs = 2_000;
+
+/** Called with what admitting took from the lease (0 when refused or admitted without an answer). */
+type Admitted = (ok: boolean, taken: number) => void;
+
+interface Waiter {
+  readonly request: RequestTokens | undefined;
+  readonly done: Admitted;
+}
 
 /** A worker's lease of one bucket (requests or tokens) of one key. */
 export class Lease {
@@ -26,10 +39,10 @@ export class Lease {
   #asking = false;
   #askTimer: NodeJS.Timeout | undefined;
   #seq = -1;
-  /** The primary said the bucket is empty until then: refuse without asking. */
+  /** The primary said the bucket cannot cover `#emptyNeed` until then: refuse that much without asking. */
   #emptyUntil = 0;
-  /** Called with what admitting took from the lease (0 when refused or admitted without an answer). */
-  #waiters: ((ok: boolean, taken: number) => void)[] = [];
+  #emptyNeed = 1;
+  #waiters: Waiter[] = [];
   /** Set when the key's limits changed or the worker drains: grants that still arrive go back. */
   closed = false;
   /** The primary's level at its last answer, to tell clients what remains. */
@@ -56,22 +69,36 @@ export class Lease {
     this.#batch = Math.max(1, Math.floor(limit / 100));
   }
 
-  /** What admitting one request needs in the lease. */
-  get #need(): number {
-    return this.dimension === 'requests' ? 1 : Math.max(1, Math.min(Math.max(this.#estimate, this.#remoteEstimate), this.limit));
+  /** What admitting one request needs in the lease: 1 request, or the tokens it reserves. */
+  #needFor(request: RequestTokens | undefined): number {
+    return this.dimension === 'requests' ? 1 : reservedTokens(request, Math.max(this.#estimate, this.#remoteEstimate), this.limit);
   }
 
-  admit(now: number, done: (ok: boolean, taken: number) => void): void {
+  /** What the next request of the key will most likely need: the lease asks ahead to keep that much. */
+  get #need(): number {
+    return this.#needFor(undefined);
+  }
+
+  /** What the first waiting request needs, else what a usual one does. */
+  #headNeed(): number {
+    const head = this.#waiters[0];
+    return head === undefined ? this.#need : this.#needFor(head.request);
+  }
+
+  /** `request`: what is known of a request's tokens (a tokens lease; without it, the key's average is reserved). */
+  admit(now: number, done: Admitted, request?: RequestTokens): void {
     this.#lastUsed = now;
+    const need = this.#needFor(request);
     if (this.#waiters.length === 0) {
-      const taken = this.#tryAdmit();
+      const taken = this.#tryAdmit(need);
       if (taken > 0) {
         this.#askAhead();
         return done(true, taken);
       }
     }
-    if (now < this.#emptyUntil) return done(false, 0);
-    this.#waiters.push(done);
+    // A smaller request than the one the primary's answer was about may still fit: it asks.
+    if (now < this.#emptyUntil && need >= this.#emptyNeed) return done(false, 0);
+    this.#waiters.push({ request, done });
     if (!this.#asking) this.#ask();
   }
 
@@ -102,7 +129,7 @@ export class Lease {
       // The key's limits changed while this ask was out: those waiting go ahead on the new ones' watch.
       this.#settle();
       this.#seq = -1;
-      for (const waiter of this.#waiters.splice(0)) waiter(true, 0);
+      for (const waiter of this.#waiters.splice(0)) waiter.done(true, 0);
       return false;
     }
     this.#settle();
@@ -111,11 +138,14 @@ export class Lease {
     this.#remoteLevel = level;
     this.#remoteAt = now;
     this.#remoteEstimate = estimate;
-    // Until the bucket can cover what one request needs, every request here is refused without asking.
-    const short = this.#need - this.balance - Math.max(0, level);
+    // Until the bucket can cover what the first waiting request (or a usual one) needs, requests here
+    // that need as much are refused without asking.
+    const need = this.#headNeed();
+    const short = need - this.balance - Math.max(0, level);
     const untilNeed = short > 0 ? Math.ceil((short * 60_000) / this.limit) : 0;
-    const waitMs = Math.max(retryAfterMs, this.balance >= this.#need ? 0 : untilNeed);
+    const waitMs = Math.max(retryAfterMs, this.balance >= need ? 0 : untilNeed);
     this.#emptyUntil = waitMs > 0 ? now + waitMs : 0;
+    this.#emptyNeed = need;
     this.#serveWaiters(now);
     return true;
   }
@@ -148,12 +178,11 @@ export class Lease {
   }
 
   /**
-   * Takes what one request needs from the lease: 1 request, or the tokens a request of this key
-   * costs, reserved so that requests admitted while others are still running cannot all spend the
-   * same balance. Returns what was taken, 0 when the lease cannot admit.
+   * Takes what one request needs from the lease: 1 request, or the tokens it reserves, so that
+   * requests admitted while others are still running cannot all spend the same balance. Returns what
+   * was taken, 0 when the lease cannot admit.
    */
-  #tryAdmit(): number {
-    const need = this.#need;
+  #tryAdmit(need: number): number {
     if (this.balance < need) return 0;
     this.balance -= need;
     return need;
@@ -170,7 +199,7 @@ export class Lease {
     if (this.balance < low) this.#ask();
   }
 
-  #ask(want = Math.max(this.#batch, this.#need - this.balance, this.dimension === 'requests' ? this.#waiters.length : 0)): void {
+  #ask(want = Math.max(this.#batch, this.#headNeed() - this.balance, this.dimension === 'requests' ? this.#waiters.length : 0)): void {
     this.#asking = true;
     this.#seq = this.asks.next();
     const debt = this.#debt;
@@ -184,7 +213,8 @@ export class Lease {
       // A grant that still comes is handed back (see onGrant).
       this.#settle();
       this.#seq = -1;
-      for (const waiter of this.#waiters.splice(0)) waiter(true, 0);
+      this.asks.forget(seq);
+      for (const waiter of this.#waiters.splice(0)) waiter.done(true, 0);
     }, askTimeoutMs);
     this.#askTimer.unref();
   }
@@ -195,18 +225,21 @@ export class Lease {
   }
 
   #serveWaiters(now: number): void {
-    while (this.#waiters.length > 0) {
-      const taken = this.#tryAdmit();
+    for (let head = this.#waiters[0]; head !== undefined; head = this.#waiters[0]) {
+      const taken = this.#tryAdmit(this.#needFor(head.request));
       if (taken === 0) break;
-      (this.#waiters.shift() as (ok: boolean, taken: number) => void)(true, taken);
+      this.#waiters.shift();
+      head.done(true, taken);
     }
-    if (this.#waiters.length > 0) {
-      if (now < this.#emptyUntil) {
-        for (const waiter of this.#waiters.splice(0)) waiter(false, 0);
-        return;
-      }
-      return this.#ask();
+    if (this.#waiters.length > 0 && now < this.#emptyUntil) {
+      // Those needing what the bucket cannot cover yet are refused; a smaller one behind them asks.
+      const uncovered = (waiter: Waiter) => this.#needFor(waiter.request) >= this.#emptyNeed;
+      const refused = this.#waiters.filter(uncovered);
+      this.#waiters = this.#waiters.filter((waiter) => !uncovered(waiter));
+      for (const waiter of refused) waiter.done(false, 0);
     }
+    if (this.#asking) return;
+    if (this.#waiters.length > 0) return this.#ask();
     this.#askAhead();
   }
 }

@@ -1,6 +1,7 @@
 // Answers an exchange with one of the proxy's own errors, in the route's provider format.
 import { proxyErrorHeader, proxyErrors, type ProxyErrorCode } from '../shared/errors.js';
 import type { ProviderTable } from '../shared/providers/table.js';
+import { writeAccessLog, type AccessLogContext, type ExchangeRecord } from './access-log.js';
 import type { Downstream, OutgoingHeaders } from './downstream.js';
 
 export function respondWithError(down: Downstream, table: ProviderTable, code: ProxyErrorCode, extraHeaders?: OutgoingHeaders): void {
@@ -21,4 +22,13 @@ export function respondWithError(down: Downstream, table: ProviderTable, code: P
   } catch {
     down.abort();
   }
+}
+
+/** The proxy answers by itself (in the route's provider format) and logs the exchange. */
+export function answerWithProxyError(ctx: AccessLogContext, record: ExchangeRecord, table: ProviderTable, code: ProxyErrorCode, extraHeaders?: OutgoingHeaders): void {
+  record.status = proxyErrors[code].status;
+  record.flag = proxyErrors[code].flag;
+  const limitHeaders = record.admission?.headers;
+  respondWithError(record.down, table, code, limitHeaders === undefined ? extraHeaders : { ...limitHeaders, ...extraHeaders });
+  writeAccessLog(ctx, record);
 }

@@ -93,6 +93,7 @@ export function runWorker(): void {
       'llm-proxy:shutdown': (message) => void drain(message.deadlineMs),
       'llm-proxy:lease-grant': (message) => limits.onGrant(message),
       'llm-proxy:slot-grant': (message) => limits.onGrant(message),
+      'llm-proxy:slot-recall': (message) => limits.onRecall(message.id),
     }),
   );
   send({ type: 'llm-proxy:hello' });

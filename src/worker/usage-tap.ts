@@ -1,19 +1,25 @@
 // The usage tap of DESIGN 4.8: it sees each response chunk after the chunk was handed to the client
 // and finds the token usage the provider reports, without ever holding the stream up. Only documents
 // that carry the usage key are parsed (a byte search decides), and where the provider restates the
-// whole usage each time only the last such document is parsed, once, at the end. A compressed body is
-// decoded here for the tap alone; the client gets the bytes as they came.
+// whole usage each time only the last such document is parsed, once, at the end. Asked to, it also
+// counts the bytes of generated text relayed (a byte search for the provider's text keys in each
+// document), which is what a response that reports no usage is charged by; that costs about 1 µs an
+// event (measured, four keys), so only responses to keys with tokens_per_minute pay it. A compressed
+// body is decoded here for the tap alone; the client gets the bytes as they came.
 import type { Transform } from 'node:stream';
 import { contentDecoder, isIdentity } from './content-decoders.js';
 import { JsonDocuments } from '../shared/usage/json-documents.js';
-import { hasObjectKey, lastObjectValue } from '../shared/usage/json-key.js';
+import { hasObjectKey, lastObjectValue, stringValueBytes } from '../shared/usage/json-key.js';
 import { SseParser } from '../shared/usage/sse-parser.js';
 import { emptyUsage, type TokenUsage, type UsageFormat } from '../shared/usage/token-usage.js';
 
+/** The usage seen (undefined when none was) and the bytes of generated text relayed. */
+export type TapResult = (usage: TokenUsage | undefined, textBytes: number) => void;
+
 export interface UsageTap {
   push(chunk: Buffer): void;
-  /** The body ended or was cut: calls back once with the usage seen (undefined when none was). */
-  finish(done: (usage: TokenUsage | undefined) => void): void;
+  /** The body ended or was cut: calls back once with what it saw. */
+  finish(done: TapResult): void;
 }
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
@@ -33,6 +39,17 @@ function quotedKeyOf(format: UsageFormat): Buffer {
   if (quoted === undefined) {
     quoted = Buffer.from(JSON.stringify(format.key));
     quotedKeys.set(format, quoted);
+  }
+  return quoted;
+}
+
+// The text keys as the byte search wants them, encoded once per format.
+const quotedTextKeys = new WeakMap<UsageFormat, readonly Buffer[]>();
+function quotedTextKeysOf(format: UsageFormat): readonly Buffer[] {
+  let quoted = quotedTextKeys.get(format);
+  if (quoted === undefined) {
+    quoted = format.textKeys.map((key) => Buffer.from(JSON.stringify(key)));
+    quotedTextKeys.set(format, quoted);
   }
   return quoted;
 }
@@ -90,25 +107,32 @@ class UsageCollector {
 class BodyTap implements UsageTap {
   readonly #collector: UsageCollector;
   readonly #splitter: SseParser | JsonDocuments;
+  readonly #textKeys: readonly Buffer[];
+  #textBytes = 0;
   #finished = false;
 
-  constructor(format: UsageFormat, eventStream: boolean) {
+  constructor(format: UsageFormat, eventStream: boolean, countText: boolean) {
     const collector = new UsageCollector(format);
     this.#collector = collector;
+    this.#textKeys = countText ? quotedTextKeysOf(format) : [];
+    const document = (bytes: Buffer) => {
+      collector.document(bytes);
+      for (const key of this.#textKeys) this.#textBytes += stringValueBytes(bytes, key);
+    };
     this.#splitter = eventStream
-      ? new SseParser((_event, data) => collector.document(data), maxDocumentBytes)
-      : new JsonDocuments({ document: (bytes) => collector.document(bytes), tail: (bytes) => collector.tail(bytes) }, maxDocumentBytes);
+      ? new SseParser((_event, data) => document(data), maxDocumentBytes)
+      : new JsonDocuments({ document, tail: (bytes) => collector.tail(bytes) }, maxDocumentBytes);
   }
 
   push(chunk: Buffer): void {
     if (!this.#finished) this.#splitter.push(chunk);
   }
 
-  finish(done: (usage: TokenUsage | undefined) => void): void {
+  finish(done: TapResult): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#splitter.finish();
-    done(this.#collector.result());
+    done(this.#collector.result(), this.#textBytes);
   }
 }
 
@@ -118,7 +142,7 @@ class DecodingTap implements UsageTap {
   readonly #decoder: Transform;
   #decoded = 0;
   #finishing = false;
-  #done: ((usage: TokenUsage | undefined) => void) | undefined;
+  #done: TapResult | undefined;
 
   constructor(inner: BodyTap, decoder: Transform) {
     this.#inner = inner;
@@ -142,7 +166,7 @@ class DecodingTap implements UsageTap {
     if (!this.#finishing && !this.#decoder.destroyed) this.#decoder.write(chunk);
   }
 
-  finish(done: (usage: TokenUsage | undefined) => void): void {
+  finish(done: TapResult): void {
     if (this.#decoder.destroyed) {
       this.#inner.finish(done);
       return;
@@ -157,11 +181,14 @@ function headerValue(headers: UpstreamHeaders, name: string): string | undefined
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** A tap for this response, or undefined when its body cannot carry usage we can read. */
-export function createUsageTap(format: UsageFormat, headers: UpstreamHeaders, eventStream: boolean): UsageTap | undefined {
+/**
+ * A tap for this response, or undefined when its body cannot carry usage we can read. `countText`:
+ * count the generated text too (its textBytes are 0 otherwise).
+ */
+export function createUsageTap(format: UsageFormat, headers: UpstreamHeaders, eventStream: boolean, countText = false): UsageTap | undefined {
   if (!eventStream && !(headerValue(headers, 'content-type') ?? '').includes('json')) return undefined;
   const encoding = headers['content-encoding'];
-  if (isIdentity(encoding)) return new BodyTap(format, eventStream);
+  if (isIdentity(encoding)) return new BodyTap(format, eventStream, countText);
   const decoder = contentDecoder(encoding);
-  return decoder === undefined ? undefined : new DecodingTap(new BodyTap(format, eventStream), decoder.stream());
+  return decoder === undefined ? undefined : new DecodingTap(new BodyTap(format, eventStream, countText), decoder.stream());
 }

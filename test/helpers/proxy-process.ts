@@ -107,6 +107,7 @@ export async function startProxyWithFile(configFile: string, args: string[] = []
     const s = chunk.toString('utf8');
     text += s;
     printedByProxies.push(s);
+    if (process.env.DEBUG_PROXY_LOG) process.stderr.write(s);
     pending += s;
     let newline = pending.indexOf('\n');
     while (newline !== -1) {

@@ -195,6 +195,31 @@ describe('config: parseConfigText', function () {
       expect(issue).to.deep.equal({ path: 'providers[0].host', message: 'duplicate key, first set on line 5; YAML keys must be unique', at: '7:5' });
     });
 
+    it('shared_store: a URL that is not redis:// or rediss://, a bad database path, an unknown fallback', function () {
+      const at7 = (...lines: string[]) => yaml(...head, ...openaiAt4, 'shared_store:', ...lines);
+      expect(onlyIssue(at7('  url: http://redis.internal:6379'))).to.deep.equal({
+        path: 'shared_store.url',
+        message: 'scheme must be redis:// or rediss:// (TLS), not http://',
+        at: '8:8',
+      });
+      expect(onlyIssue(at7('  url: redis://redis.internal:6379/cache')).message).to.equal('path must be a database number (/0 to /99), not /cache');
+      expect(onlyIssue(at7('  url: not a url')).message).to.include('is not a URL');
+      const fallback = onlyIssue(at7('  url: redis://redis.internal', '  on_unavailable: open'));
+      expect(fallback).to.include({ path: 'shared_store.on_unavailable', at: '9:19' });
+      expect(fallback.message).to.include('local or reject');
+    });
+
+    it('shared_store: a valid one with TLS and ACL credentials takes the defaults', function () {
+      const { config } = parseConfigText(yaml(...head, ...openaiAt4, 'shared_store:', '  url: rediss://proxy:s3cret@redis.internal:6380/2'), 'config.yml');
+      expect(config.shared_store).to.deep.equal({
+        url: 'rediss://proxy:s3cret@redis.internal:6380/2',
+        key_prefix: 'llm-proxy:',
+        connect_timeout: 2,
+        command_timeout: 0.5,
+        on_unavailable: 'local',
+      });
+    });
+
     it('duplicate key at the top level', function () {
       const issue = onlyIssue(yaml(...head, ...openaiAt4, 'cert_file: /elsewhere.pem'));
       expect(issue).to.deep.equal({ path: 'cert_file', message: 'duplicate key, first set on line 1; YAML keys must be unique', at: '7:1' });

@@ -47,7 +47,7 @@ describe('rate limits: embedded store', function () {
     now = 0;
     const store = createMemoryStore(clock);
     await store.configure([spec({ tokensPerMinute: 5000 })]);
-    expect(await store.take('k1', 'tokens', 1000, 0, 0)).to.deep.equal({ granted: 1000, level: 4000, retryAfterMs: 0, estimate: 0 });
+    expect(await store.take('k1', 'tokens', 1000, 0, 0)).to.deep.equal({ granted: 1000, level: 4000, retryAfterMs: 0, estimate: 0, unavailableMs: 0 });
     const grant = await store.take('k1', 'tokens', 1000, 4500, 900);
     expect(grant).to.deep.include({ granted: 0, level: -500, estimate: 900 });
     expect(grant.retryAfterMs).to.equal(18_000);
@@ -74,15 +74,19 @@ describe('rate limits: embedded store', function () {
   it('counts concurrent slots over holders, and frees a dead holder’s slots', async function () {
     const store = createMemoryStore(clock);
     await store.configure([spec({ concurrent: 2 })]);
-    expect(await store.acquireSlot('k1', 'w1')).to.equal(true);
-    expect(await store.acquireSlot('k1', 'w2')).to.equal(true);
-    expect(await store.acquireSlot('k1', 'w1')).to.equal(false);
-    await store.releaseSlot('k1', 'w2');
-    expect(await store.acquireSlot('k1', 'w1')).to.equal(true);
+    expect((await store.acquireSlots('k1', 'w1', 1)).granted).to.equal(1);
+    expect((await store.acquireSlots('k1', 'w2', 3)).granted).to.equal(1);
+    expect((await store.acquireSlots('k1', 'w1', 1)).granted).to.equal(0);
+    await store.releaseSlots('k1', 'w2', 1);
+    expect((await store.acquireSlots('k1', 'w1', 2)).granted).to.equal(1);
+    // A holder cannot give back more than it holds.
+    await store.releaseSlots('k1', 'w1', 5);
+    expect((await store.states())[0]?.concurrent).to.deep.equal({ limit: 2, inFlight: 0 });
+    expect((await store.acquireSlots('k1', 'w1', 2)).granted).to.equal(2);
     await store.releaseHolder('w1');
     expect((await store.states())[0]?.concurrent).to.deep.equal({ limit: 2, inFlight: 0 });
     // Releasing what a holder does not hold changes nothing.
-    await store.releaseSlot('k1', 'w3');
+    await store.releaseSlots('k1', 'w3', 1);
     expect((await store.states())[0]?.concurrent).to.deep.equal({ limit: 2, inFlight: 0 });
   });
 });

@@ -1,6 +1,7 @@
 // Where the cluster's rate-limit state lives. The primary talks to it through this interface only,
 // and every call may be asynchronous, so that a deployment of several proxies can keep the buckets
-// in a shared store (Redis) while one proxy needs nothing: the embedded store below is the default.
+// in a shared store (Redis, redis-store.ts) while one proxy needs nothing: the embedded store below is
+// the default, and the fallback of a shared one that is out of reach.
 import type { LimitDimension } from '../../shared/ipc.js';
 import type { RateLimitSpec } from '../../shared/snapshot.js';
 import { TokenBucket } from './token-bucket.js';
@@ -13,7 +14,28 @@ export interface Grant {
   retryAfterMs: number;
   /** The latest estimate of what one request of the key costs (0: none yet). */
   estimate: number;
+  /** > 0: the shared store is out of reach and limited keys are refused that long (`on_unavailable: reject`). */
+  unavailableMs: number;
 }
+
+export interface SlotGrant {
+  granted: number;
+  /** As in Grant. */
+  unavailableMs: number;
+  /** Slots of the key held by other instances of a shared store: asking them for spares may help. */
+  heldElsewhere: number;
+}
+
+/** Where the limits live, for /status. */
+export interface StoreStatus {
+  kind: 'memory' | 'redis';
+  /** redis: `shared` while Redis answers, else the fallback in force (`local` or `reject`). */
+  state: 'local' | 'shared' | 'reject';
+  [detail: string]: unknown;
+}
+
+/** A grant that holds nothing back: for keys no longer limited, and when a store fails. */
+export const unlimitedGrant = (want: number): Grant => ({ granted: want, level: Number.MAX_SAFE_INTEGER, retryAfterMs: 0, estimate: 0, unavailableMs: 0 });
 
 export interface KeyLimitState {
   id: string;
@@ -33,13 +55,21 @@ export interface RateLimitStore {
   take(id: string, dimension: LimitDimension, want: number, debt: number, estimate: number): Promise<Grant>;
   /** Hands back what a lease did not use. */
   give(id: string, dimension: LimitDimension, amount: number): Promise<void>;
-  /** One more request in flight for `holder` (a worker), if the key's concurrency limit allows. */
-  acquireSlot(id: string, holder: string): Promise<boolean>;
-  releaseSlot(id: string, holder: string): Promise<void>;
+  /** Up to `want` more concurrency slots for `holder` (a worker), as many as the key's limit allows. */
+  acquireSlots(id: string, holder: string, want: number): Promise<SlotGrant>;
+  releaseSlots(id: string, holder: string, amount: number): Promise<void>;
   /** A holder is gone (its worker died): every slot it held is free again. */
   releaseHolder(holder: string): Promise<void>;
+  /**
+   * Asks the other instances sharing the store for the spare slots of `id` they hold; resolves when
+   * it is worth asking again. `onRecall` hears such asks from the others.
+   */
+  recallElsewhere(id: string): Promise<void>;
+  onRecall(handler: (id: string) => void): void;
   /** For /status. */
   states(): Promise<KeyLimitState[]>;
+  status(): StoreStatus;
+  close(): Promise<void>;
 }
 
 interface KeyState {
@@ -86,32 +116,35 @@ export function createMemoryStore(clock: () => number = Date.now): RateLimitStor
       const state = keys.get(id);
       const found = state?.[dimension];
       // A key the config no longer limits: nothing to hold back.
-      if (state === undefined || found === undefined) return { granted: want, level: Number.MAX_SAFE_INTEGER, retryAfterMs: 0, estimate: 0 };
+      if (state === undefined || found === undefined) return unlimitedGrant(want);
       const now = clock();
       if (debt > 0) found.charge(debt, now);
       if (estimate > 0) state.estimate = estimate;
       const granted = found.take(want, now);
-      return { granted, level: found.level(now), retryAfterMs: granted >= want ? 0 : found.msUntil(want - granted, now), estimate: state.estimate };
+      return { granted, level: found.level(now), retryAfterMs: granted >= want ? 0 : found.msUntil(want - granted, now), estimate: state.estimate, unavailableMs: 0 };
     },
     async give(id, dimension, amount) {
       bucket(id, dimension)?.give(amount, clock());
     },
-    async acquireSlot(id, holder) {
+    async acquireSlots(id, holder, want) {
       const state = keys.get(id);
       const limit = state?.spec.concurrent;
-      if (state === undefined || limit === undefined) return true;
-      if (state.inFlight >= limit) return false;
-      state.inFlight += 1;
-      state.slotsByHolder.set(holder, (state.slotsByHolder.get(holder) ?? 0) + 1);
-      return true;
+      if (state === undefined || limit === undefined) return { granted: want, unavailableMs: 0, heldElsewhere: 0 };
+      const granted = Math.max(0, Math.min(want, limit - state.inFlight));
+      if (granted > 0) {
+        state.inFlight += granted;
+        state.slotsByHolder.set(holder, (state.slotsByHolder.get(holder) ?? 0) + granted);
+      }
+      return { granted, unavailableMs: 0, heldElsewhere: 0 };
     },
-    async releaseSlot(id, holder) {
+    async releaseSlots(id, holder, amount) {
       const state = keys.get(id);
       const held = state?.slotsByHolder.get(holder) ?? 0;
       if (state === undefined || held === 0) return;
-      state.inFlight -= 1;
-      if (held === 1) state.slotsByHolder.delete(holder);
-      else state.slotsByHolder.set(holder, held - 1);
+      const freed = Math.min(held, amount);
+      state.inFlight -= freed;
+      if (held === freed) state.slotsByHolder.delete(holder);
+      else state.slotsByHolder.set(holder, held - freed);
     },
     async releaseHolder(holder) {
       for (const state of keys.values()) {
@@ -119,6 +152,10 @@ export function createMemoryStore(clock: () => number = Date.now): RateLimitStor
         state.slotsByHolder.delete(holder);
       }
     },
+    async recallElsewhere() {},
+    onRecall() {},
+    status: () => ({ kind: 'memory', state: 'local' }),
+    async close() {},
     async states() {
       const now = clock();
       return [...keys.values()].map((state) => ({

@@ -106,6 +106,47 @@ const listenAddress = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { error: 'must be "address:port", e.g. 0.0.0.0:443 or [::]:443', abort: true })
   .refine((value) => parseListenAddress(value) !== undefined, { error: 'port must be 0-65535 (and a [bracketed] address must be IPv6)' });
 
+/** The URL forms ioredis takes: redis:// or rediss://, optional user:password@, host, port, /db. */
+function redisUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'is not a URL; expected redis://[user:password@]host[:port][/db] or rediss://...';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return `scheme must be redis:// or rediss:// (TLS), not ${url.protocol}//`;
+  if (url.hostname === '') return 'names no host';
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,2}$/.test(url.pathname)) return `path must be a database number (/0 to /99), not ${url.pathname}`;
+  if (url.search !== '' || url.hash !== '') return 'must not carry a query or fragment';
+  return undefined;
+}
+
+const sharedStore = z
+  .strictObject({
+    url: z
+      .string({ error: 'must be a redis:// or rediss:// URL' })
+      .superRefine((value, ctx) => {
+        const problem = redisUrlProblem(value);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .describe('Redis or Valkey: redis://[user:password@]host[:port][/db], rediss:// for TLS.'),
+    key_prefix: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
+      .default('llm-proxy:')
+      .describe('Prefix of every key and channel this proxy uses in Redis (default "llm-proxy:"); proxies that share limits use the same one.'),
+    connect_timeout: seconds(2, 'Longest wait for a connection to Redis'),
+    command_timeout: seconds(0.5, 'Longest wait for one Redis answer before the store counts as out of reach'),
+    on_unavailable: z
+      .enum(['local', 'reject'], { error: 'must be local or reject' })
+      .default('local')
+      .describe('Redis out of reach: local = each instance enforces the limits by itself; reject = limited keys get 503 until it is back.'),
+    ca_file: nonEmpty('path of a PEM CA bundle').optional().describe('CA trusted for a rediss:// server (default: system roots).'),
+  })
+  .describe('Limits and upstream 429 cooling shared by every llm-proxy instance using this Redis; absent = in memory, per instance.');
+
 const workersError = 'must be "auto" or a whole number from 1 to 1024';
 
 export const configSchema = z
@@ -171,6 +212,7 @@ export const configSchema = z
         cooldown: seconds(30, 'How long an ejected instance rests before one trial request is let through'),
       })
       .default({ consecutive_failures: 5, cooldown: 30 }),
+    shared_store: sharedStore.optional(),
     limits: z
       .strictObject({
         max_body_bytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Larger request bodies get 413.'),
@@ -184,4 +226,5 @@ export type Config = z.output<typeof configSchema>;
 export type ProviderConfig = Config['providers'][number];
 export type ClientKeyEntry = z.output<typeof clientKeyEntry>;
 export type RateLimitConfig = z.output<typeof rateLimit>;
+export type SharedStoreConfig = z.output<typeof sharedStore>;
 export type ProviderType = (typeof providerTypes)[number];

@@ -1,5 +1,6 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
+import { createMaxOutputReader } from '../usage/max-output-tokens.js';
 import { modelInBody } from '../usage/model-name.js';
 import { count, has, isRecord, type JsonRecord, type UsageFormat, type TokenUsage } from '../usage/token-usage.js';
 
@@ -37,6 +38,9 @@ const usage: UsageFormat = {
     return fold(reported, into);
   },
   model: (_path, body) => modelInBody(body),
+  maxOutputTokens: createMaxOutputReader([['max_tokens']]),
+  // text_delta, input_json_delta (tool input) and thinking_delta.
+  textKeys: ['text', 'partial_json', 'thinking'],
 };
 
 function fold(reported: JsonRecord, into: TokenUsage): boolean {

@@ -1,5 +1,6 @@
 import type { ErrorKind } from '../errors.js';
 import type { ProviderTable } from './table.js';
+import { createMaxOutputReader } from '../usage/max-output-tokens.js';
 import { count, isRecord, type UsageFormat } from '../usage/token-usage.js';
 
 // google.rpc.Code names, which @google/genai shows with the message.
@@ -45,6 +46,13 @@ const usage: UsageFormat = {
     return true;
   },
   model: (path) => modelFromPath(path),
+  // The REST API takes proto field names in either spelling.
+  maxOutputTokens: createMaxOutputReader([
+    ['generationConfig', 'maxOutputTokens'],
+    ['generation_config', 'max_output_tokens'],
+  ]),
+  // Every part's text, thoughts included (billed as output).
+  textKeys: ['text'],
 };
 
 export const geminiTable: ProviderTable = {

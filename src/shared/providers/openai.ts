@@ -1,5 +1,6 @@
 import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
+import { createMaxOutputReader } from '../usage/max-output-tokens.js';
 import { modelInBody } from '../usage/model-name.js';
 import { count, has, isRecord, type UsageFormat } from '../usage/token-usage.js';
 
@@ -50,6 +51,11 @@ const usage: UsageFormat = {
     return true;
   },
   model: (_path, body) => modelInBody(body),
+  // Chat completions: max_completion_tokens, and the max_tokens it replaced; Responses: max_output_tokens.
+  maxOutputTokens: createMaxOutputReader([['max_tokens'], ['max_completion_tokens'], ['max_output_tokens']]),
+  // Chat stream deltas carry `content` (and `refusal`, tool-call `arguments`); Responses stream events
+  // carry `delta`. Not `text`: the Responses API restates the whole text in its *.done events.
+  textKeys: ['content', 'refusal', 'arguments', 'delta'],
 };
 
 export const openaiTable: ProviderTable = {

@@ -45,4 +45,11 @@ export interface UsageFormat {
   read(document: unknown, into: TokenUsage): boolean;
   /** The model a request asked for, from its upstream path or its body; undefined when it names none. */
   model(path: string, body: Buffer | null): string | undefined;
+  /** The most output a request body declares (max-output-tokens.ts); undefined when it declares none. */
+  maxOutputTokens(body: Buffer | null): number | undefined;
+  /**
+   * Keys whose string values in a response are generated text, each counted once: what a response
+   * that reports no usage is charged by (estimate.ts). Keys that restate earlier text are left out.
+   */
+  readonly textKeys: readonly string[];
 }

@@ -1,0 +1,106 @@
+// The end of every exchange, whichever way it ended: one access log line, the exchange metrics, and
+// the release of its key's admission (with the tokens it is charged).
+import type { Logger } from '../shared/log.js';
+import type { ClientKeySpec } from '../shared/snapshot.js';
+import { chargedTokens, type RequestTokens } from '../shared/usage/estimate.js';
+import type { TokenUsage } from '../shared/usage/token-usage.js';
+import type { Downstream } from './downstream.js';
+import type { WorkerMetrics } from './metrics.js';
+import type { Admission } from './rate-limits.js';
+import type { CompiledInstance, CompiledRoute } from './route-table.js';
+
+/** What writeAccessLog needs of the exchange's context. */
+export interface AccessLogContext {
+  readonly log: Logger;
+  readonly metrics: WorkerMetrics;
+}
+
+/** What the access log line reports about one exchange. */
+export class ExchangeRecord {
+  readonly startedAt = performance.now();
+  route: CompiledRoute | undefined;
+  /** Request target as sent upstream (route prefix removed); '' until routed. */
+  upstreamTarget = '';
+  body: Buffer | null = null;
+  instance: CompiledInstance | undefined;
+  attempts = 0;
+  usage: TokenUsage | undefined;
+  /** Bytes of generated text the response relayed (what it is charged by when it reports no usage). */
+  textBytes = 0;
+  /** The response was relayed to its end. */
+  complete = false;
+  /** The client key that authenticated the request (undefined on an open route). */
+  clientKey: ClientKeySpec | undefined;
+  admission: Admission | undefined;
+  /** What the request reserved its tokens by (a key with tokens_per_minute only). */
+  requestTokens: RequestTokens | undefined;
+  ttfbMs = -1;
+  status = 0;
+  flag: string | undefined;
+  reason: string | undefined;
+  logged = false;
+
+  constructor(
+    readonly reqId: string,
+    readonly down: Downstream,
+  ) {}
+}
+
+export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): void {
+  if (record.logged) return;
+  record.logged = true;
+  const down = record.down;
+  const durationMs = performance.now() - record.startedAt;
+  const route = record.route;
+  ctx.metrics.exchange(route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
+  // Read now, after the exchange: the scan of the request body never delayed the forward.
+  const model = route === undefined ? undefined : route.table.usage.model(record.upstreamTarget, record.body);
+  const usage = record.usage;
+  if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
+  // Frees the key's concurrency slot and charges its tokens-per-minute budget with what was used.
+  record.admission?.release(tokensCharged(record));
+  const q = down.target.indexOf('?');
+  ctx.log.info(
+    {
+      reqId: record.reqId,
+      method: down.method,
+      // Never the query: a Gemini client may carry its key there.
+      path: q === -1 ? down.target : down.target.slice(0, q),
+      protocol: down.protocol,
+      route: route?.spec.label,
+      provider: route?.spec.type,
+      clientKey: record.clientKey?.label,
+      model: model === undefined ? undefined : model.slice(0, maxLoggedModelLength),
+      instance: record.instance?.spec.name,
+      attempts: record.attempts > 0 ? record.attempts : undefined,
+      status: record.status,
+      code: record.flag,
+      reason: record.reason,
+      bytesIn: down.bytesIn,
+      bytesOut: down.bytesOut,
+      ttfbMs: record.ttfbMs < 0 ? undefined : round(record.ttfbMs),
+      durationMs: round(durationMs),
+      inputTokens: usage?.input,
+      outputTokens: usage?.output,
+      cacheReadTokens: usage?.cacheRead,
+      cacheWriteTokens: usage?.cacheWrite,
+    },
+    'request',
+  );
+}
+
+/** What the exchange costs its key's tokens-per-minute budget (estimate.ts has the rule). */
+function tokensCharged(record: ExchangeRecord): number {
+  const request = record.requestTokens;
+  const limit = record.clientKey?.limit?.tokensPerMinute;
+  if (request === undefined || limit === undefined) return 0;
+  const answered = record.status >= 200 && record.status < 300;
+  return chargedTokens(request, { answered, complete: record.complete, usage: record.usage, textBytes: record.textBytes }, limit);
+}
+
+// A model name comes from the client: long enough for any real one, short enough to keep lines atomic.
+const maxLoggedModelLength = 200;
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
