@@ -36,15 +36,17 @@ const program = new Command('bench')
   .option('--out <file>', 'where to write the JSON result (default bench/results/<time>.json)')
   .option('--keep', 'keep the run directory (configs, logs) for a look afterwards')
   .option('--limited-keys <n>', 'configure n more client keys with rate limits beside the (unlimited) key the load uses', '0')
+  .option('--client-keys <n>', "configure n plain client keys on the load's route, the key the load sends last of them (default: that one key, global)")
   .option('--node-flags <flags>', 'extra node flags for the llm-proxy processes, e.g. "--max-semi-space-size=4"')
   .option('--profile', 'run llm-proxy under --cpu-prof; keep the profiles and print where the time went (slows it down)');
 program.parse();
-const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string; limitedKeys: string }>();
+const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string; limitedKeys: string; clientKeys?: string }>();
 
 const plan: LoadPlan = { ...plans[opts.quick === true ? 'quick' : 'full'] };
 if (opts.rounds !== undefined) plan.rounds = positiveInt(opts.rounds, '--rounds');
 const workers = positiveInt(opts.workers, '--workers');
 const limitedKeys = opts.limitedKeys === '0' ? 0 : positiveInt(opts.limitedKeys, '--limited-keys');
+const clientKeys = opts.clientKeys === undefined ? undefined : positiveInt(opts.clientKeys, '--client-keys');
 const wanted = opts.scenarios.split(',').map((s) => s.trim().toUpperCase());
 const selected = scenarios.filter((s) => wanted.includes(s.id));
 if (selected.length !== wanted.length) fail(`--scenarios: unknown id among ${opts.scenarios} (known: ${scenarios.map((s) => s.id).join(',')})`);
@@ -121,7 +123,7 @@ const proxyPort = await freePort();
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const profileDir = join(root, 'bench/results', `profiles-${stamp}`);
 const nodeFlags = [...(opts.nodeFlags?.split(/\s+/).filter((f) => f !== '') ?? []), ...(opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey, nodeFlags, limitedKeys });
+const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey, nodeFlags, limitedKeys, clientKeys });
 
 const targets: Record<TargetName, Target> = {
   direct: { name: 'direct', port: mock.tlsPort, pids: [mock.pid] },
@@ -144,6 +146,7 @@ const meta = {
   commit: versionOf('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
   proxyNodeFlags: nodeFlags,
   limitedKeys,
+  clientKeys: clientKeys ?? 1,
   settings: plan,
 };
 say(`llm-proxy bench (${meta.plan}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);

@@ -19,6 +19,11 @@ export interface ProxyOptions extends ProxyUnderTestOptions {
    * (unlimited) key: what they may cost the keys without limits is what the bench then measures.
    */
   limitedKeys?: number;
+  /**
+   * Client keys on the route the load uses, the load's own key last of them: undefined keeps the
+   * load's key global. Last, because a matcher that scanned the keys would find it at its slowest.
+   */
+  clientKeys?: number | undefined;
 }
 
 export interface ProxyTarget {
@@ -29,6 +34,13 @@ export interface ProxyTarget {
 
 export async function startLlmProxy(o: ProxyOptions): Promise<ProxyTarget> {
   const configFile = join(o.dir, 'llm-proxy.yml');
+  const limited = Array.from({ length: o.limitedKeys ?? 0 }, (_, i) => ({
+    key: `bench-limited-key-${String(i).padStart(4, '0')}`,
+    name: `limited-${i}`,
+    rate_limit: { requests_per_minute: 600, tokens_per_minute: 100_000, concurrent: 10 },
+  }));
+  const routeKeys =
+    o.clientKeys === undefined ? undefined : [...Array.from({ length: o.clientKeys - 1 }, (_, i) => `bench-filler-key-${String(i).padStart(6, '0')}`), o.clientKey];
   await writeFile(
     configFile,
     stringify({
@@ -37,15 +49,18 @@ export async function startLlmProxy(o: ProxyOptions): Promise<ProxyTarget> {
       listen: `127.0.0.1:${o.port}`,
       workers: o.workers,
       admin: { listen: false },
-      auth_keys: [
-        o.clientKey,
-        ...Array.from({ length: o.limitedKeys ?? 0 }, (_, i) => ({
-          key: `bench-limited-key-${String(i).padStart(4, '0')}`,
-          name: `limited-${i}`,
-          rate_limit: { requests_per_minute: 600, tokens_per_minute: 100_000, concurrent: 10 },
-        })),
+      auth_keys: routeKeys === undefined ? [o.clientKey, ...limited] : limited,
+      providers: [
+        {
+          type: 'openai',
+          host: '127.0.0.1',
+          endpoint: '127.0.0.1',
+          port: o.upstreamPort,
+          tls: false,
+          api_key: 'sk-bench-upstream-key',
+          ...(routeKeys === undefined ? {} : { auth_keys: routeKeys }),
+        },
       ],
-      providers: [{ type: 'openai', host: '127.0.0.1', endpoint: '127.0.0.1', port: o.upstreamPort, tls: false, api_key: 'sk-bench-upstream-key' }],
     }),
   );
   const logFile = join(o.dir, 'llm-proxy.log');

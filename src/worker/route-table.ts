@@ -5,7 +5,7 @@ import type { ProviderTable } from '../shared/providers/table.js';
 import type { InstanceSpec, RouteSpec, Snapshot } from '../shared/snapshot.js';
 import { maskKey } from '../shared/log.js';
 import { upstreamHostHeader } from '../shared/upstream-origin.js';
-import { createClientKeyMatcher, type ClientKeyMatcher } from './client-keys.js';
+import { createClientKeyMatcher, indexClientKeys, type ClientKeyIndex, type ClientKeyMatcher } from './client-keys.js';
 import { createWeightedPicker, type WeightedPicker } from './instance-picker.js';
 import type { RouteSeries, WorkerMetrics } from './metrics.js';
 import type { OutcomeCounter, OutcomeReporter } from './outcome-reporter.js';
@@ -84,8 +84,10 @@ export interface RouteTableDeps {
 export function compileRouteTable(snapshot: Snapshot, deps: RouteTableDeps, health: WorkerHealth): RouteTable {
   const byHost = new Map<string, CompiledRoute[]>();
   const all: CompiledRoute[] = [];
+  // Hashed once for all routes: 10,000 global keys would otherwise be hashed again for every route.
+  const globalKeys = indexClientKeys(snapshot.globalClientKeys);
   for (const spec of snapshot.routes) {
-    const route = compileRoute(spec, snapshot, deps);
+    const route = compileRoute(spec, globalKeys, deps);
     all.push(route);
     const list = byHost.get(spec.hostname) ?? [];
     list.push(route);
@@ -150,13 +152,13 @@ export function retryAfterSeconds(selection: RouteSelection, now = Date.now()): 
   return Number.isFinite(waitMs) ? Math.max(1, Math.ceil(waitMs / 1000)) : 1;
 }
 
-function compileRoute(spec: RouteSpec, snapshot: Snapshot, deps: RouteTableDeps): CompiledRoute {
+function compileRoute(spec: RouteSpec, globalKeys: ClientKeyIndex, deps: RouteTableDeps): CompiledRoute {
   const table = providerTables[spec.type];
   const instances = spec.instances.map((instance) => compileInstance(instance, spec, table, deps));
   return {
     spec,
     table,
-    keyMatcher: createClientKeyMatcher([...snapshot.globalClientKeys, ...spec.clientKeys]),
+    keyMatcher: createClientKeyMatcher(globalKeys, indexClientKeys(spec.clientKeys)),
     instances,
     selection: { picker: createWeightedPicker(instances, (instance) => instance.spec.weight), backAt: Infinity, probeWaitMs: undefined, rateLimited: false },
     trial: undefined,

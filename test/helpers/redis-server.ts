@@ -10,6 +10,9 @@ export interface RedisServer {
   readonly url: string;
   /** SIGKILL: gone at once, as a crash or a power cut would leave it. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the socket stays open and silent, as across a cut network. */
+  freeze(): void;
+  thaw(): void;
   /** Starts again on the same port (empty). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -73,6 +76,8 @@ export async function startRedisServer(): Promise<RedisServer> {
     if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((resolve) => running.once('exit', resolve));
     running.kill('SIGKILL');
+    // A frozen process is killed all the same; SIGCONT is harmless otherwise.
+    running.kill('SIGCONT');
     await exited;
   };
 
@@ -81,6 +86,8 @@ export async function startRedisServer(): Promise<RedisServer> {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     kill: killNow,
+    freeze: () => void child?.kill('SIGSTOP'),
+    thaw: () => void child?.kill('SIGCONT'),
     restart: launch,
     stop: killNow,
   };
