@@ -8,7 +8,8 @@ import { createLogger, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
-import { explainWorkerCount, resolveWorkerCount } from './cpu-count.js';
+import { loadSnapshotInThread } from './config-thread.js';
+import { explainWorkerCount } from './cpu-count.js';
 import { startHealthProber, type HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
@@ -213,6 +214,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
 
   try {
     const address = await supervisor.start(snapshot, workerCount);
+    if (shuttingDown) return;
     log.info(
       {
         listen: formatHostPort(address.host, address.port),
@@ -226,6 +228,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     );
     started = true;
   } catch (err) {
+    // SIGTERM while the workers started: they were told to drain, not failed; shutdown() exits 0.
+    if (shuttingDown) return;
     log.fatal({ reason: (err as Error).message }, 'workers could not start');
     supervisor.killAll();
     log.flush();
@@ -269,7 +273,7 @@ async function moveAdmin(
   }
 }
 
-/** Reads and validates the config again; the error (logged already) when it cannot be used. */
+/** Reads and validates the config again (in a thread); the error (logged already) when it cannot be used. */
 async function loadNext(
   options: StartOptions,
   log: Logger,
@@ -277,14 +281,11 @@ async function loadNext(
   ticketKeys: string,
   overrides: SnapshotOverrides,
 ): Promise<{ snapshot: Snapshot; sharedStore: SharedStoreConfig | undefined } | { error: string }> {
-  try {
-    const loaded = await loadConfig(options.configFile);
-    for (const warning of loaded.warnings) log.warn({ warning }, 'config warning');
-    const workers = await resolveWorkerCount(options.workers ?? loaded.config.workers);
-    return { snapshot: buildSnapshot(loaded, version, ticketKeys, workers, overrides), sharedStore: loaded.config.shared_store };
-  } catch (err) {
-    const issues = err instanceof ConfigError ? err.issues.length : 1;
-    log.error({ reason: (err as Error).message, issues }, 'config reload failed, keeping the running config');
-    return { error: (err as Error).message };
+  const result = await loadSnapshotInThread({ configFile: options.configFile, version, ticketKeys, workers: options.workers, overrides });
+  if (!result.ok) {
+    log.error({ reason: result.error, issues: result.issues }, 'config reload failed, keeping the running config');
+    return { error: result.error };
   }
+  for (const warning of result.warnings) log.warn({ warning }, 'config warning');
+  return { snapshot: result.snapshot, sharedStore: result.sharedStore };
 }
