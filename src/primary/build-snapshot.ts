@@ -67,8 +67,9 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
       keepAliveMs: config.timeouts.keep_alive * 1000,
       shutdownMs: config.timeouts.shutdown * 1000,
     },
-    limits: { maxBodyBytes: config.limits.max_body_bytes, maxHeaderBytes: config.limits.max_header_bytes },
+    limits: { maxBodyBytes: config.limits.max_body_bytes, maxHeaderBytes: config.limits.max_header_bytes, maxBufferedBytes: config.limits.max_buffered_bytes },
     retries: { attempts: config.retries.attempts, on: [...config.retries.on] },
+    streamKeepaliveMs: config.stream_keepalive === undefined ? undefined : config.stream_keepalive * 1000,
     circuitBreaker: { consecutiveFailures: config.circuit_breaker.consecutive_failures, cooldownMs: config.circuit_breaker.cooldown * 1000 },
     // The original never paused between rounds at 0; one round a second is as eager as is useful.
     healthCheckIntervalMs: config.health_check_interval > 0 ? config.health_check_interval * 1000 : 1000,
@@ -127,6 +128,7 @@ function expandInstances(provider: ProviderConfig, providerIndex: number, routeK
     port,
     tls: provider.tls,
     http2: provider.http2,
+    keepAliveMs: provider.keep_alive * 1000,
     caPem,
     upstreamKey: key,
     weight: weight ?? provider.weight ?? 1,

@@ -145,7 +145,9 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         },
         'llm-proxy:listening': (message) => {
           member.listening = true;
-          member.appliedVersion = message.version;
+          // The version it started listening with: a newer snapshot may have reached it (and been
+          // confirmed) while its listen was on the way, so this one can be the older.
+          member.appliedVersion = Math.max(member.appliedVersion, message.version);
           if (member.generation === generation) boundAddress = message.address;
           log.debug({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
           checkListening();

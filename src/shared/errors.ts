@@ -17,6 +17,12 @@ export const proxyErrors = {
   request_timeout: { status: 408, kind: 'invalid_request', flag: 'RT', message: 'The request body stopped arriving; send it again.' },
   body_too_large: { status: 413, kind: 'too_large', flag: 'BL', message: 'Request body exceeds the proxy limit.' },
   headers_too_large: { status: 431, kind: 'too_large', flag: 'HL', message: 'Request headers exceed the proxy limit.' },
+  unsupported_transfer_coding: {
+    status: 501,
+    kind: 'invalid_request',
+    flag: 'TC',
+    message: 'Transfer codings other than chunked are not supported; send the body with Content-Length or chunked alone.',
+  },
   upstream_unreachable: { status: 502, kind: 'upstream', flag: 'UF', message: 'Upstream provider unreachable.' },
   upstream_protocol: { status: 502, kind: 'upstream', flag: 'UP', message: 'Upstream provider sent an invalid response.' },
   upstream_timeout: { status: 504, kind: 'timeout', flag: 'UT', message: 'Upstream provider timed out.' },
@@ -51,6 +57,12 @@ export const proxyErrors = {
     message: "This API key's limits are kept in a shared store that is out of reach, and the proxy is set to refuse limited keys until it is back; retry later.",
   },
   no_healthy_upstream: { status: 503, kind: 'unavailable', flag: 'UH', message: 'No healthy upstream instance for this route; retry later.' },
+  buffer_budget_exhausted: {
+    status: 503,
+    kind: 'unavailable',
+    flag: 'BB',
+    message: 'This proxy worker holds as many request bodies as its buffer budget allows; retry shortly.',
+  },
 } as const satisfies Record<string, ProxyErrorSpec>;
 
 export type ProxyErrorCode = keyof typeof proxyErrors;

@@ -43,6 +43,8 @@ export interface InstanceSpec {
   port: number;
   tls: boolean;
   http2: boolean;
+  /** Idle lifetime of its pooled connections (`keep_alive`); the upstream's Keep-Alive hint may shorten it. */
+  keepAliveMs: number;
   caPem: string | undefined;
   upstreamKey: string | undefined;
   weight: number;
@@ -78,9 +80,12 @@ export interface Snapshot {
     keepAliveMs: number;
     shutdownMs: number;
   };
-  limits: { maxBodyBytes: number; maxHeaderBytes: number };
+  /** maxBufferedBytes: request body bytes one worker holds at once, over all its exchanges. */
+  limits: { maxBodyBytes: number; maxHeaderBytes: number; maxBufferedBytes: number };
   retries: { attempts: number; on: number[] };
   circuitBreaker: { consecutiveFailures: number; cooldownMs: number };
+  /** `stream_keepalive`: upstream silence on an event stream after which `: keep-alive` is sent; undefined = off. */
+  streamKeepaliveMs: number | undefined;
   /** Between active probe rounds (when --enable-health-check is given). */
   healthCheckIntervalMs: number;
   /** Worker processes wanted, already resolved from `auto` and the --workers flag. */

@@ -4,6 +4,7 @@ import type { Logger } from '../shared/log.js';
 import type { ClientKeySpec } from '../shared/snapshot.js';
 import { chargedTokens, type RequestTokens } from '../shared/usage/estimate.js';
 import type { TokenUsage } from '../shared/usage/token-usage.js';
+import type { BodyHold } from './body-budget.js';
 import type { Downstream } from './downstream.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { Admission } from './rate-limits.js';
@@ -21,7 +22,10 @@ export class ExchangeRecord {
   route: CompiledRoute | undefined;
   /** Request target as sent upstream (route prefix removed); '' until routed. */
   upstreamTarget = '';
-  body: Buffer | null = null;
+  /** The request's model, read when it was sent (the body itself is not kept for the log line). */
+  model: string | undefined;
+  /** The buffered body's share of the worker's budget, until the body is let go. */
+  bodyHold: BodyHold | undefined;
   instance: CompiledInstance | undefined;
   attempts = 0;
   usage: TokenUsage | undefined;
@@ -44,6 +48,12 @@ export class ExchangeRecord {
     readonly reqId: string,
     readonly down: Downstream,
   ) {}
+
+  /** The proxy holds the request body no more: its budget share goes back. */
+  releaseBody(): void {
+    this.bodyHold?.release();
+    this.bodyHold = undefined;
+  }
 }
 
 export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): void {
@@ -53,8 +63,8 @@ export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): v
   const durationMs = performance.now() - record.startedAt;
   const route = record.route;
   ctx.metrics.exchange(route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
-  // Read now, after the exchange: the scan of the request body never delayed the forward.
-  const model = route === undefined ? undefined : route.table.usage.model(record.upstreamTarget, record.body);
+  record.releaseBody();
+  const model = record.model;
   const usage = record.usage;
   if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
   // Frees the key's concurrency slot and charges its tokens-per-minute budget with what was used.

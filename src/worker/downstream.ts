@@ -3,9 +3,21 @@
 import { constants as h2constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { BodyBudget } from './body-budget.js';
+import type { ProxyErrorCode } from '../shared/errors.js';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
-export type BodyResult = Buffer | null | 'too_large' | 'timeout' | Error;
+/** 'over_budget': the worker's buffer budget is spent (what was read of the body is given back). */
+export type BodyResult = Buffer | null | 'too_large' | 'timeout' | 'over_budget' | Error;
+
+/** What a request body is read under. A Buffer result keeps its bytes taken from `budget`. */
+export interface BodyReadLimits {
+  readonly maxBytes: number;
+  /** The client sent nothing for this long: 'timeout' (HTTP/2 has no request timeout of its own). */
+  readonly idleMs: number;
+  readonly budget: BodyBudget;
+  readonly budgetBytes: number;
+}
 
 export interface Downstream {
   readonly protocol: 'h2' | 'http/1.1';
@@ -23,16 +35,15 @@ export interface Downstream {
   readonly rawHeaders: readonly string[];
   /** Content-Length as declared, -1 when none was. */
   readonly declaredLength: number;
+  /** Set when the head alone makes the request one the proxy must refuse before any upstream contact. */
+  readonly rejection: ProxyErrorCode | undefined;
   readonly headersSent: boolean;
   /** The client has already gone (it may leave while a request waits for its rate-limit admission). */
   readonly gone: boolean;
   bytesIn: number;
   bytesOut: number;
-  /**
-   * Collects the request body up to `limit` bytes; null when the request has none, 'timeout' when
-   * the client sent nothing for `idleMs` (HTTP/2 has no request timeout of its own).
-   */
-  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void;
+  /** Collects the request body up to `limits.maxBytes` bytes, taken from the budget; null when it has none. */
+  readBody(limits: BodyReadLimits, done: (result: BodyResult) => void): void;
   /** `eventStream`: send the head now rather than with the first body bytes. */
   respond(status: number, headers: OutgoingHeaders, eventStream?: boolean): void;
   write(chunk: Buffer): boolean;
@@ -46,15 +57,20 @@ export interface Downstream {
 
 const streamCut = Object.assign(new Error('exchange cut'), { code: 'LLM_PROXY_STREAM_CUT' });
 
-function readAll(source: Readable, limit: number, idleMs: number, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
+function readAll(source: Readable, limits: BodyReadLimits, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  let idle = setTimeout(() => finish('timeout'), idleMs);
+  const idle = setTimeout(() => finish('timeout'), limits.idleMs);
   const finish = (result: BodyResult) => {
     if (finished) return;
     finished = true;
     clearTimeout(idle);
+    // Only a whole body stays held (and counted); a refused or broken one is dropped here.
+    if (!Buffer.isBuffer(result)) {
+      limits.budget.give(size);
+      chunks.length = 0;
+    }
     source.off('data', onData);
     source.off('end', onEnd);
     source.off('error', onError);
@@ -63,13 +79,18 @@ function readAll(source: Readable, limit: number, idleMs: number, owner: { bytes
   };
   const onData = (chunk: Buffer) => {
     idle.refresh();
-    size += chunk.length;
-    owner.bytesIn = size;
-    if (size > limit) {
+    owner.bytesIn = size + chunk.length;
+    if (size + chunk.length > limits.maxBytes) {
       source.pause();
       finish('too_large');
       return;
     }
+    if (!limits.budget.take(chunk.length, limits.budgetBytes)) {
+      source.pause();
+      finish('over_budget');
+      return;
+    }
+    size += chunk.length;
     chunks.push(chunk);
   };
   const onEnd = () => finish(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
@@ -93,6 +114,42 @@ function countHeader(raw: readonly string[], lowerName: string): number {
   return count;
 }
 
+/**
+ * The only transfer coding a request may carry here is a single chunked: anything else (`gzip,
+ * chunked`) would be decoded by Node's parser and the coding silently lost upstream (RFC 9112 6.1:
+ * a server that does not understand a coding answers 501).
+ */
+function transferCodingRejection(raw: readonly string[]): ProxyErrorCode | undefined {
+  let codings = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 17 || name.toLowerCase() !== 'transfer-encoding') continue;
+    for (const token of (raw[i + 1] as string).split(',')) {
+      const coding = token.trim().toLowerCase();
+      if (coding === '') continue;
+      if (coding !== 'chunked') return 'unsupported_transfer_coding';
+      codings += 1;
+    }
+  }
+  return codings > 1 ? 'unsupported_transfer_coding' : undefined;
+}
+
+// RFC 9113 8.2.1: a field value with CR, LF or NUL or with leading or trailing whitespace, or a
+// name with a space or colon, makes the request malformed. nghttp2 drops most of these before they
+// reach us (Node ignores invalid fields rather than resetting the stream); with
+// strictFieldWhitespaceValidation off (Node >= 22) the whitespace cases do reach us and are refused here.
+const invalidValue = /[\0\r\n]|^[\t ]|[\t ]$/;
+const invalidName = /[\0\r\n :]/;
+
+function fieldRejection(raw: readonly string[]): ProxyErrorCode | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.charCodeAt(0) !== 0x3a && invalidName.test(name)) return 'bad_request';
+    if (invalidValue.test(raw[i + 1] as string)) return 'bad_request';
+  }
+  return undefined;
+}
+
 function parseLength(value: string | string[] | undefined): number {
   if (typeof value !== 'string' || value === '') return -1;
   const length = Number(value);
@@ -106,6 +163,7 @@ export class H2Downstream implements Downstream {
   readonly authority: string;
   readonly declaredLength: number;
   readonly conflictingHost: boolean;
+  readonly rejection: ProxyErrorCode | undefined;
   bytesIn = 0;
   bytesOut = 0;
   #hasBody: boolean;
@@ -124,6 +182,7 @@ export class H2Downstream implements Downstream {
     this.conflictingHost = authority !== undefined && headers.host !== undefined && sameHost(authority, headers.host) === false;
     this.declaredLength = parseLength(headers['content-length']);
     this.#hasBody = !stream.endAfterHeaders;
+    this.rejection = fieldRejection(rawHeaders);
   }
 
   get headersSent(): boolean {
@@ -134,9 +193,9 @@ export class H2Downstream implements Downstream {
     return this.stream.destroyed;
   }
 
-  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void {
+  readBody(limits: BodyReadLimits, done: (result: BodyResult) => void): void {
     if (!this.#hasBody) return done(null);
-    readAll(this.stream, limit, idleMs, this, done);
+    readAll(this.stream, limits, this, done);
   }
 
   respond(status: number, headers: OutgoingHeaders): void {
@@ -184,19 +243,25 @@ export class H1Downstream implements Downstream {
   readonly rawHeaders: readonly string[];
   readonly declaredLength: number;
   readonly conflictingHost: boolean;
+  readonly rejection: ProxyErrorCode | undefined;
   bytesIn = 0;
   bytesOut = 0;
+  /** `Expect: 100-continue` held back (server 'checkContinue'): the 100 goes out only when the body is wanted. */
+  #continuePending: boolean;
 
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
+    expectsContinue = false,
   ) {
+    this.#continuePending = expectsContinue;
     this.method = req.method ?? 'GET';
     this.target = req.url ?? '';
     this.authority = req.headers.host ?? '';
     this.rawHeaders = req.rawHeaders;
     this.conflictingHost = countHeader(req.rawHeaders, 'host') > 1;
     this.declaredLength = parseLength(req.headers['content-length']);
+    this.rejection = req.headers['transfer-encoding'] === undefined ? undefined : transferCodingRejection(req.rawHeaders);
   }
 
   get headersSent(): boolean {
@@ -207,9 +272,14 @@ export class H1Downstream implements Downstream {
     return this.res.destroyed || this.req.socket.destroyed;
   }
 
-  readBody(limit: number, idleMs: number, done: (result: BodyResult) => void): void {
+  readBody(limits: BodyReadLimits, done: (result: BodyResult) => void): void {
     if (this.req.headers['transfer-encoding'] === undefined && this.declaredLength <= 0) return done(null);
-    readAll(this.req, limit, idleMs, this, done);
+    // The request passed routing, auth and admission: only now is the client invited to upload.
+    if (this.#continuePending) {
+      this.#continuePending = false;
+      this.res.writeContinue();
+    }
+    readAll(this.req, limits, this, done);
   }
 
   respond(status: number, headers: OutgoingHeaders, eventStream = false): void {

@@ -17,6 +17,7 @@ import type { CompiledInstance, CompiledRoute, RouteTable } from './route-table.
 import { Attempt, type AttemptOwner } from './upstream-attempt.js';
 import { classifyUpstreamError, isSafeToRetry, upstreamErrorKind, upstreamErrorReason } from './upstream-errors.js';
 import { createUsageTap, type UsageTap } from './usage-tap.js';
+import type { BodyBudget } from './body-budget.js';
 import type { WorkerHealth } from './worker-health.js';
 
 export interface ExchangeContext {
@@ -26,6 +27,8 @@ export interface ExchangeContext {
   readonly health: WorkerHealth;
   readonly metrics: WorkerMetrics;
   readonly limits: WorkerRateLimits;
+  /** The worker's budget over buffered request bodies (limits.max_buffered_bytes). */
+  readonly bodyBudget: BodyBudget;
   nextRequestId(): string;
 }
 
@@ -41,6 +44,8 @@ export class Exchange implements AttemptOwner {
   #finished = false;
   #streaming = false;
   #tap: UsageTap | undefined;
+  /** Held for a retry until a response head decides that no attempt follows. */
+  #body: Buffer | null;
 
   constructor(
     readonly down: Downstream,
@@ -49,8 +54,9 @@ export class Exchange implements AttemptOwner {
     readonly record: ExchangeRecord,
     readonly route: CompiledRoute,
     readonly upstreamTarget: string,
-    readonly body: Buffer | null,
+    body: Buffer | null,
   ) {
+    this.#body = body;
     this.#attemptsLeft = routeTable.snapshot.retries.attempts;
     down.onClientGone(() => {
       if (this.#finished) return;
@@ -80,7 +86,7 @@ export class Exchange implements AttemptOwner {
         path,
         method: down.method,
         headers: buildUpstreamHeaders(down.rawHeaders, route, instance),
-        body: this.body,
+        body: this.#body,
         headersTimeout: timeouts.firstByteMs,
         bodyTimeout: timeouts.idleMs,
       },
@@ -113,6 +119,7 @@ export class Exchange implements AttemptOwner {
     // An error body may quote the key it was sent with ("Incorrect API key provided: sk-..."): it is
     // read whole (error bodies are small) so that the key can be taken out before the client sees it.
     if (status >= 400 && instance.scrubbedFromBodies.length > 0 && !isEventStream(headers)) {
+      this.#letGoOfBody();
       attempt.hold({ status, headers, chunks: [], size: 0, from: instance, final: true });
       return;
     }
@@ -183,8 +190,15 @@ export class Exchange implements AttemptOwner {
     answerWithProxyError(this.ctx, this.record, this.route.table, err === undefined ? 'upstream_unreachable' : classifyUpstreamError(err));
   }
 
+  /** No attempt follows: the request body is not needed again (undici keeps its own reference while it sends it). */
+  #letGoOfBody(): void {
+    this.#body = null;
+    this.record.releaseBody();
+  }
+
   relayHead(attempt: Attempt, status: number, headers: UpstreamHeaders): void {
     const { record, down } = this;
+    this.#letGoOfBody();
     record.status = status;
     record.ttfbMs = performance.now() - record.startedAt;
     const eventStream = isEventStream(headers);

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { limitsOf, type Snapshot } from '../shared/snapshot.js';
 import { createWorkerMetrics } from './metrics.js';
 import { createOutcomeReporter } from './outcome-reporter.js';
+import { createBodyBudget } from './body-budget.js';
 import { handleExchange, type ExchangeContext } from './proxy-exchange.js';
 import { compileRouteTable } from './route-table.js';
 import { createWorkerRateLimits } from './rate-limits.js';
@@ -37,6 +38,7 @@ export function runWorker(): void {
     health,
     metrics,
     limits,
+    bodyBudget: createBodyBudget(),
     nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
   };
 

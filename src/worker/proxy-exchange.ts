@@ -7,6 +7,7 @@ import type { ProviderTable } from '../shared/providers/table.js';
 import type { ClientKeySpec, RateLimitSpec } from '../shared/snapshot.js';
 import { requestTokens, type RequestTokens } from '../shared/usage/estimate.js';
 import { ExchangeRecord, writeAccessLog } from './access-log.js';
+import { BodyHold } from './body-budget.js';
 import type { Downstream } from './downstream.js';
 import { answerWithProxyError } from './error-response.js';
 import { Exchange, type ExchangeContext } from './exchange.js';
@@ -31,6 +32,7 @@ export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
 
   const target = down.target;
   if (!isForwardableTarget(target) || down.authority === '' || down.conflictingHost) return fail(defaultErrorTable, 'bad_request');
+  if (down.rejection !== undefined) return fail(defaultErrorTable, down.rejection);
   const routeTable = ctx.routeTable;
   const match = routeTable.lookup(down.authority, target);
   if (match === undefined) return fail(defaultErrorTable, 'no_route');
@@ -86,17 +88,25 @@ function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable,
   }
   if (down.protocol === 'h2' && headerListSize(down.rawHeaders) > snapshot.limits.maxHeaderBytes) return fail('headers_too_large');
   if (down.declaredLength > snapshot.limits.maxBodyBytes) return fail('body_too_large');
+  // Refused before a byte is read when its declared length cannot fit: the client may retry soon
+  // (or elsewhere) rather than upload a body that would be dropped.
+  const overBudget = () => answerWithProxyError(ctx, record, table, 'buffer_budget_exhausted', { 'retry-after': '1' });
+  const budgetBytes = snapshot.limits.maxBufferedBytes;
+  if (down.declaredLength > 0 && ctx.bodyBudget.used + down.declaredLength > budgetBytes) return overBudget();
 
-  down.readBody(snapshot.limits.maxBodyBytes, snapshot.timeouts.idleMs, (body) => {
+  const limits = { maxBytes: snapshot.limits.maxBodyBytes, idleMs: snapshot.timeouts.idleMs, budget: ctx.bodyBudget, budgetBytes };
+  down.readBody(limits, (body) => {
     if (body === 'too_large') return fail('body_too_large');
     if (body === 'timeout') return fail('request_timeout');
+    if (body === 'over_budget') return overBudget();
     if (body instanceof Error) {
       record.flag = 'DC';
       record.reason = 'client closed during the request body';
       down.abort();
       return writeAccessLog(ctx, record);
     }
-    record.body = body;
+    // Given back by writeAccessLog at the latest, by the exchange as soon as no attempt may follow.
+    if (body !== null) record.bodyHold = new BodyHold(ctx.bodyBudget, body.length);
     const limit = record.clientKey?.limit;
     if (limit?.tokensPerMinute === undefined) return dispatch(down, ctx, routeTable, record, match, body);
     // A walk over the body's top-level keys that skips every value (json-members.ts), not a parse.
@@ -114,6 +124,9 @@ function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable,
 /** The first attempt of a request whose body is in: to the half-open instance on trial, or a picked one. */
 function dispatch(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable, record: ExchangeRecord, match: RouteMatch, body: Buffer | null): void {
   const route = match.route;
+  // Read as the request goes out, so the log line needs no copy of the body (a walk over its
+  // top-level keys that skips every value, not a parse).
+  record.model = route.table.usage.model(match.upstreamTarget, body);
   const start = (instance: CompiledInstance, trial: boolean) =>
     new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body).attempt(instance, trial);
   const trial = route.trial;

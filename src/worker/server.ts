@@ -1,6 +1,6 @@
 // The TLS listener of a worker: HTTP/2 through the core stream API (the compat layer costs
 // measurably more per request) and HTTP/1.1 through ALPN fallback. Creating it does not listen.
-import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2constants, createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { proxyErrorHeader, proxyErrors } from '../shared/errors.js';
@@ -8,6 +8,7 @@ import { defaultErrorTable } from '../shared/providers/registry.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { H1Downstream, H2Downstream, type Downstream } from './downstream.js';
+import { sequenceRequest } from './h1-sequencer.js';
 import { clientFacingTls } from './tls-settings.js';
 
 export interface ProxyServer {
@@ -26,6 +27,14 @@ export interface ProxyServerOptions {
 
 const noop = () => undefined;
 
+/**
+ * Open streams per HTTP/2 connection. Enforced here rather than advertised in SETTINGS: once a
+ * client has acknowledged a SETTINGS_MAX_CONCURRENT_STREAMS, nghttp2 answers one stream too many with
+ * a connection error and every stream on it is lost. Refusing the excess with REFUSED_STREAM (RFC
+ * 9113 5.1.2, 8.7: not processed, safe to retry) lets the admitted ones finish.
+ */
+export const maxStreamsPerSession = 256;
+
 export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOptions): ProxyServer {
   let current = snapshot;
   const sessions = new Set<ServerHttp2Session>();
@@ -43,28 +52,42 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
     noDelay: true,
     handshakeTimeout: snapshot.timeouts.requestHeaderMs,
     settings: {
-      // Node's default is unbounded; 256 streams per connection is plenty for any SDK.
-      maxConcurrentStreams: 256,
+      // Left at nghttp2's unbounded default on purpose: see maxStreamsPerSession.
       maxHeaderListSize: snapshot.limits.maxHeaderBytes * 2,
       initialWindowSize: 1024 * 1024,
     },
     maxSessionRejectedStreams: 100,
+    // Node >= 22 otherwise drops fields with leading or trailing whitespace before we see them and
+    // forwards the rest of a malformed request; with it off they reach H2Downstream, which refuses
+    // them (RFC 9113 8.2.1). Node 20 has no such option and drops them regardless.
+    ...({ strictFieldWhitespaceValidation: false } as object),
   });
   applyHttp1Limits(server, snapshot);
 
   // Adding a 'request' listener makes Node also wrap every h2 stream in the compat layer; take that
   // listener off again so h2 streams reach only our core-API handler (NODE-NOTES 0.5).
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const acceptH1 = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
     req.on('error', noop);
     res.on('error', noop);
     // While draining, an HTTP/1.1 client is told not to reuse the connection: a request it sends
     // on a kept-alive socket just as we close it idle would fail.
     if (lifecycle.draining) res.shouldKeepAlive = false;
-    onExchange(new H1Downstream(req, res));
-  });
+    sequenceRequest(req, res, () => onExchange(new H1Downstream(req, res, expectsContinue)));
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => acceptH1(req, res, false));
+  // With a listener here Node leaves the 100 Continue to us: it goes out only once the request is
+  // routed, authorised and admitted, so a refused one is answered at once without inviting the upload.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => acceptH1(req, res, true));
   server.removeAllListeners('stream');
+  const openPerSession = new WeakMap<ServerHttp2Session, { open: number }>();
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', noop);
+    const counter = openPerSession.get(stream.session as ServerHttp2Session);
+    if (counter !== undefined) {
+      if (counter.open >= maxStreamsPerSession) return stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
+      counter.open += 1;
+      stream.once('close', () => (counter.open -= 1));
+    }
     openStreams.add(stream);
     stream.once('close', () => openStreams.delete(stream));
     onExchange(new H2Downstream(stream, headers, rawHeaders));
@@ -72,7 +95,13 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
 
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
+    openPerSession.set(session, { open: 0 });
     session.on('error', noop);
+    // The connection window starts at 65,535 bytes whatever SETTINGS say (RFC 9113 6.9.2): left
+    // there, a large prompt crawls at one window per round trip. One whole body may be in flight,
+    // never more than the worker's budget for buffered bodies (nor below one stream's window).
+    const { maxBodyBytes, maxBufferedBytes } = current.limits;
+    if (!session.destroyed) session.setLocalWindowSize(Math.min(2 ** 31 - 1, Math.max(1024 * 1024, Math.min(maxBodyBytes, maxBufferedBytes))));
     // A connection accepted just before the listener closed: it may finish what it sends at once.
     if (lifecycle.draining) session.close();
     trackIdleSession(session, () => current.timeouts.keepAliveMs);

@@ -6,6 +6,7 @@ import { ClientGoneError, ClientStalledError, HeldTooLongError } from './exchang
 import { holdLimitBytes, type HeldAnswer, type UpstreamHeaders } from './held-answer.js';
 import type { UsageTap } from './usage-tap.js';
 import type { CompiledInstance, RouteTable } from './route-table.js';
+import { startStreamKeepalive, type StreamKeepalive } from './stream-keepalive.js';
 
 /** What an attempt reports to, and reads from, the exchange it belongs to. */
 export interface AttemptOwner {
@@ -26,6 +27,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #held: HeldAnswer | undefined;
   #tap: UsageTap | undefined;
+  #keepalive: StreamKeepalive | undefined;
+  /** Runs while the relay is paused for a client that does not read; cleared on every way out. */
+  #stalled: NodeJS.Timeout | undefined;
 
   constructor(
     readonly exchange: AttemptOwner,
@@ -46,10 +50,21 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.mode = 'relay';
     this.eventStream = eventStream;
     this.#tap = tap;
+    const keepaliveMs = this.exchange.routeTable.snapshot.streamKeepaliveMs;
+    if (eventStream && keepaliveMs !== undefined) this.#keepalive = startStreamKeepalive(this.exchange.down, keepaliveMs);
   }
 
   abort(err: Error): void {
+    this.#clearStalled();
     this.#controller?.abort(err);
+  }
+
+  // The timer holds the controller and through it the whole exchange: left to run after the client
+  // went away, it kept every exchange cut while paused alive for timeouts.idle.
+  #clearStalled(): void {
+    if (this.#stalled === undefined) return;
+    clearTimeout(this.#stalled);
+    this.#stalled = undefined;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -71,28 +86,39 @@ export class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     const down = this.exchange.down;
-    if (!down.write(chunk)) {
+    // Already paused: a chunk undici had read before the pause took effect goes into the buffer it
+    // was meant for; one timer and one drain listener per pause, not one per chunk.
+    if (!down.write(chunk) && this.#stalled === undefined) {
       controller.pause();
       // undici's body timeout sleeps while paused, so a client that never reads would hold the
       // upstream (and its memory) forever: it gets the idle timeout, as a slow upstream does.
-      const stalled = setTimeout(() => controller.abort(new ClientStalledError()), this.exchange.routeTable.snapshot.timeouts.idleMs);
-      stalled.unref();
+      this.#stalled = setTimeout(() => {
+        this.#stalled = undefined;
+        controller.abort(new ClientStalledError());
+      }, this.exchange.routeTable.snapshot.timeouts.idleMs);
+      this.#stalled.unref();
       down.onceDrain(() => {
-        clearTimeout(stalled);
+        if (this.#stalled === undefined) return;
+        this.#clearStalled();
         controller.resume();
       });
     }
+    this.#keepalive?.relayed(chunk);
     // After the write: the client never waits for the tap.
     this.#tap?.push(chunk);
   }
 
   onResponseEnd(): void {
+    this.#clearStalled();
+    this.#keepalive?.stop();
     const held = this.#held;
     if (held !== undefined) this.exchange.onHeldComplete(this, held);
     else this.exchange.onEnd();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#clearStalled();
+    this.#keepalive?.stop();
     this.exchange.onAttemptError(this, err);
   }
 }

@@ -26,9 +26,12 @@ type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 /**
  * Larger than any usage-bearing document a provider sends (a Responses API `response.completed`
- * event repeats the whole output); a larger one is skipped instead of held.
+ * event repeats the whole output: 1 MiB is some 250k tokens, past every model's output limit); a
+ * larger one is skipped instead of held (a JSON body keeps its tail, where usage is). It is what
+ * bounds the tap's part of the memory one exchange holds, whatever the client's reading speed
+ * (README "Memory held per exchange"); it was 8 MiB.
  */
-const maxDocumentBytes = 8 * 1024 * 1024;
+const maxDocumentBytes = 1024 * 1024;
 /** A compressed body that inflates past this is a bomb, not an answer: the tap gives up on it. */
 const maxDecodedBytes = 256 * 1024 * 1024;
 

@@ -57,7 +57,7 @@ describe('config: parseConfigText', function () {
       expect(config.admin).to.deep.equal({ listen: '127.0.0.1:9090' });
       expect(config.log).to.deep.equal({ level: 'info', format: 'json' });
       expect(config.timeouts).to.deep.equal({ connect: 10, first_byte: 600, idle: 300, request_header: 30, keep_alive: 60, shutdown: 30 });
-      expect(config.limits).to.deep.equal({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024 });
+      expect(config.limits).to.deep.equal({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024, max_buffered_bytes: 256 * 1024 * 1024 });
     });
 
     it('keeps each provider field as written', function () {

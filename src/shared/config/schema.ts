@@ -99,6 +99,7 @@ const provider = z.strictObject({
   health_check: healthCheck.optional(),
   ca_file: nonEmpty('path of a PEM CA bundle').optional().describe('Extra CA trusted for this upstream (default: system roots).'),
   http2: z.boolean().default(false).describe('Speak HTTP/2 to this upstream (default false).'),
+  keep_alive: seconds(60, "Idle lifetime of upstream connections, capped by the upstream's Keep-Alive timeout hint"),
 });
 
 const listenAddress = z
@@ -213,12 +214,25 @@ export const configSchema = z
       })
       .default({ consecutive_failures: 5, cooldown: 30 }),
     shared_store: sharedStore.optional(),
+    stream_keepalive: z
+      .number({ error: 'must be a number of seconds greater than 0' })
+      .positive({ error: 'must be a number of seconds greater than 0' })
+      .optional()
+      .describe('Seconds of upstream silence on an event stream after which an SSE comment line (": keep-alive") is sent (default: off).'),
     limits: z
       .strictObject({
         max_body_bytes: z.number().int().positive().default(32 * 1024 * 1024).describe('Larger request bodies get 413.'),
         max_header_bytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024).describe('Larger request heads get 431.'),
+        // 8 bodies of the largest size, or thousands of ordinary prompts: a worker that holds this much
+        // still has its heap and socket buffers to spare, and one client cannot take the whole of it.
+        max_buffered_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1024 * 1024)
+          .describe('Request body bytes one worker holds at once over all requests in flight (default 256 MiB); beyond it requests get 503 with Retry-After.'),
       })
-      .default({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024 }),
+      .default({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024, max_buffered_bytes: 256 * 1024 * 1024 }),
   })
   .describe('llm-proxy configuration (config.yml)');
 
