@@ -63,7 +63,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   if (sharedConfig !== undefined) {
     const caPem = sharedConfig.ca_file === undefined ? undefined : loaded.caPems.get(sharedConfig.ca_file);
     connection = connectSharedStore(sharedConfig, caPem, log, (up) => metrics.sharedStoreTransition(up));
-    store = createRedisStore({ connection, onUnavailable: sharedConfig.on_unavailable, url: sharedConfig.url, log });
+    store = createRedisStore({ connection, onUnavailable: sharedConfig.on_unavailable, url: sharedConfig.url, slotTtlMs: sharedConfig.slot_ttl * 1000, log });
   }
   const limiter = createRateLimiter(store, log, (workerId, message) => supervisor.sendTo(workerId, message));
   await limiter.configure(snapshot);

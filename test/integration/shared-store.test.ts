@@ -196,8 +196,8 @@ describe('limits shared through Redis by two instances of 2 workers', function (
     }
   });
 
-  it('an instance SIGKILLed while it holds slots: they come back within 15 s', async function () {
-    const doomed = await startProxy(sharedConfig(redis.url, mock.port, prefix));
+  it('an instance SIGKILLed while it holds slots: they come back within its slot_ttl (10 s by default; 3 s here)', async function () {
+    const doomed = await startProxy(sharedConfig(redis.url, mock.port, prefix, { slot_ttl: 3 }));
     const doomedAgent = agentFor(doomed);
     try {
       await waitFor('shared store connected', 5_000, async () => (await status(doomed)).sharedStore.state === 'shared');
@@ -210,9 +210,10 @@ describe('limits shared through Redis by two instances of 2 workers', function (
       // As a power cut would: the primary and its workers at once, nothing handed back.
       for (const pid of [doomed.child.pid as number, ...pids]) process.kill(pid, 'SIGKILL');
       await Promise.all(streams);
-      const backAfterMs = await waitFor('the dead instance’s slots back', 15_000, async () => (await send('a', chat(keys.killed))).status === 200);
+      const backAfterMs = await waitFor('the dead instance’s slots back', 8_000, async () => (await send('a', chat(keys.killed))).status === 200);
       if (process.env.SHOW_FIGURES) process.stderr.write(`slots back ${Date.now() - killedAt} ms after the kill\n`);
-      expect(Date.now() - killedAt).to.be.below(15_000);
+      // The ttl plus slack for a loaded machine: the holding expires at most 3 s after its last renewal.
+      expect(Date.now() - killedAt).to.be.below(6_000);
       expect(backAfterMs).to.be.above(0);
     } finally {
       await doomedAgent.close();

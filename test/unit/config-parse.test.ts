@@ -216,6 +216,7 @@ describe('config: parseConfigText', function () {
         key_prefix: 'llm-proxy:',
         connect_timeout: 2,
         command_timeout: 0.5,
+        slot_ttl: 10,
         on_unavailable: 'local',
       });
     });

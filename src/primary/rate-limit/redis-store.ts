@@ -18,12 +18,11 @@ export interface RedisStoreOptions {
   connection: SharedStoreConnection;
   onUnavailable: 'local' | 'reject';
   url: string;
+  /** Slots an instance holds live this long in Redis unless renewed (`shared_store.slot_ttl`). */
+  slotTtlMs: number;
   log: Logger;
 }
 
-/** Slots an instance holds live this long in Redis unless renewed; renewed three times as often. */
-export const slotTtlMs = 10_000;
-const renewEveryMs = 3_000;
 /** `reject`: how long limited keys are refused before a worker asks again. */
 const rejectRetryMs = 2_000;
 /** How long an ask for slots waits after asking the other instances for their spares. */
@@ -31,7 +30,9 @@ const recallWaitMs = 60;
 
 const capacityOf = (spec: RateLimitSpec, dimension: LimitDimension) => (dimension === 'requests' ? spec.requestsPerMinute : spec.tokensPerMinute);
 
-export function createRedisStore({ connection, onUnavailable, url, log }: RedisStoreOptions): RateLimitStore {
+export function createRedisStore({ connection, onUnavailable, url, slotTtlMs, log }: RedisStoreOptions): RateLimitStore {
+  // Three renewals a ttl: one lost or late renewal never drops a live instance's slots.
+  const renewEveryMs = Math.max(250, Math.floor(slotTtlMs / 3));
   const scripts = defineLimitScripts(connection.client);
   const { prefix, instanceId } = connection;
   const local = createMemoryStore();

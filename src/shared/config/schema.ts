@@ -140,6 +140,7 @@ const sharedStore = z
       .describe('Prefix of every key and channel this proxy uses in Redis (default "llm-proxy:"); proxies that share limits use the same one.'),
     connect_timeout: seconds(2, 'Longest wait for a connection to Redis'),
     command_timeout: seconds(0.5, 'Longest wait for one Redis answer before the store counts as out of reach'),
+    slot_ttl: seconds(10, 'How long the concurrency slots of an instance that stopped renewing them (it died) still count; renewed every third of it'),
     on_unavailable: z
       .enum(['local', 'reject'], { error: 'must be local or reject' })
       .default('local')
