@@ -26,7 +26,8 @@ export function runWorker(): void {
   let draining = false;
   const pools = createUpstreamPools(() => (snapshot as Snapshot).timeouts);
   const outcomes = createOutcomeReporter(send);
-  const metrics = createWorkerMetrics();
+  const bodyBudget = createBodyBudget();
+  const metrics = createWorkerMetrics(() => bodyBudget.used);
   const health = createWorkerHealth((id) => outcomes.trial(id, 'declined'));
   const limits = createWorkerRateLimits(send);
   const idPrefix = `${randomBytes(3).toString('hex')}${(cluster.worker?.id ?? 0).toString(36)}`;
@@ -38,7 +39,7 @@ export function runWorker(): void {
     health,
     metrics,
     limits,
-    bodyBudget: createBodyBudget(),
+    bodyBudget,
     nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
   };
 

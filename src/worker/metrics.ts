@@ -54,7 +54,8 @@ export interface WorkerMetrics {
   streamClosed(): void;
 }
 
-export function createWorkerMetrics(): WorkerMetrics {
+/** `bufferedBytes`: request body bytes the worker holds now (its limits.max_buffered_bytes budget). */
+export function createWorkerMetrics(bufferedBytes: () => number = () => 0): WorkerMetrics {
   const registry = new Registry();
   // prom-client answers the primary's scrape requests only once a cluster registry exists here.
   AggregatorRegistry.setRegistries([registry]);
@@ -67,6 +68,14 @@ export function createWorkerMetrics(): WorkerMetrics {
   const retries = new Counter({ name: 'llm_proxy_retries_total', help: 'Further attempts on another instance (failover).', labelNames: ['route'], registers: [registry] });
   const upstreamErrors = new Counter({ name: 'llm_proxy_upstream_errors_total', help: 'Failed upstream attempts, by reason.', labelNames: ['reason'], registers: [registry] });
   const activeStreams = new Gauge({ name: 'llm_proxy_active_streams', help: 'Event streams being relayed now.', registers: [registry] });
+  new Gauge({
+    name: 'llm_proxy_buffered_request_bytes',
+    help: 'Request body bytes held now, summed over workers (each worker has its own limits.max_buffered_bytes).',
+    registers: [registry],
+    collect() {
+      this.set(bufferedBytes());
+    },
+  });
   const tokens = new Counter({
     name: 'llm_proxy_tokens_total',
     help: 'Tokens the upstream reported, by kind: input (uncached prompt), output, cache_read, cache_write; the kinds are disjoint.',

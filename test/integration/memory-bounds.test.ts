@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { deadline, h1Request, h2Request, type TestResponse } from '../helpers/clients.js';
 import { pollUntil } from '../helpers/cluster-ops.js';
+import { scrapeMetrics } from '../helpers/prometheus.js';
 import { useProxyFixture } from '../helpers/proxy-fixture.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { slowReadH1, slowReadH2, startFloodUpstream, type FloodUpstream, type SlowRead, type SlowReadTarget } from '../helpers/slow-reader.js';
@@ -20,7 +21,7 @@ describe('request bodies within the worker buffer budget', function () {
   const fx = useProxyFixture((upstream) => ({
     workers: 1,
     auth_keys: [clientKey],
-    limits: { max_buffered_bytes: 100_000 },
+    limits: { max_body_bytes: 100_000, max_buffered_bytes: 100_000 },
     providers: [{ type: 'openai', host: 'openai.proxy.test', ...upstream, api_key: 'sk-test-memory-upstream' }],
   }));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` };
@@ -42,6 +43,9 @@ describe('request bodies within the worker buffer budget', function () {
       expect(refused.json<{ error: { code: string } }>().error.code).to.equal('buffer_budget_exhausted');
     }
     expect(fx.mock.requests).to.have.length(2);
+    // What is held shows in /metrics: the two bodies the upstream has not answered yet.
+    const held80k = (await scrapeMetrics(fx.proxy.adminPort as number)).get('llm_proxy_buffered_request_bytes') ?? 0;
+    expect(held80k).to.be.within(80_000, 100_000);
     const line = await fx.proxy.waitForLog((l) => l.msg === 'request' && l.code === 'BB');
     expect(line.status).to.equal(503);
 
@@ -52,6 +56,7 @@ describe('request bodies within the worker buffer budget', function () {
     // Both given back once answered: the large bodies fit again, over either protocol.
     expect((await h1Request(fx.agent, fx.proxy.port, { ...chat, headers, body: bodyOf(90_000) })).status).to.equal(200);
     expect((await h2Request(fx.session, { ...chat, method: 'POST', headers, body: bodyOf(90_000) })).status).to.equal(200);
+    expect((await scrapeMetrics(fx.proxy.adminPort as number)).get('llm_proxy_buffered_request_bytes')).to.equal(0);
   });
 
   it('gives back the share of a body whose client left before sending it whole', async function () {

@@ -209,6 +209,12 @@ describe('config: parseConfigText', function () {
       expect(fallback.message).to.include('local or reject');
     });
 
+    it('limits.max_buffered_bytes below limits.max_body_bytes: an error naming the budget', function () {
+      const issue = onlyIssue(yaml(...head, ...openaiAt4, 'limits:', '  max_body_bytes: 2000000', '  max_buffered_bytes: 1000000'));
+      expect(issue.path).to.equal('limits.max_buffered_bytes');
+      expect(issue.message).to.include('at least limits.max_body_bytes');
+    });
+
     it('shared_store: a valid one with TLS and ACL credentials takes the defaults', function () {
       const { config } = parseConfigText(yaml(...head, ...openaiAt4, 'shared_store:', '  url: rediss://proxy:s3cret@redis.internal:6380/2'), 'config.yml');
       expect(config.shared_store).to.deep.equal({

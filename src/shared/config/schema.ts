@@ -233,6 +233,11 @@ export const configSchema = z
           .default(256 * 1024 * 1024)
           .describe('Request body bytes one worker holds at once over all requests in flight (default 256 MiB); beyond it requests get 503 with Retry-After.'),
       })
+      // A body the budget could never hold would get 503 on every retry: a config mistake, said now.
+      .refine((limits) => limits.max_buffered_bytes >= limits.max_body_bytes, {
+        error: 'must be at least limits.max_body_bytes (a body of that size could never be held)',
+        path: ['max_buffered_bytes'],
+      })
       .default({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024, max_buffered_bytes: 256 * 1024 * 1024 }),
   })
   .describe('llm-proxy configuration (config.yml)');
