@@ -103,6 +103,7 @@ describe('limits shared through Redis by two instances of 2 workers', function (
     await redis?.stop();
   });
 
+  const logged = (proxy: ProxyProcess, prefix: string) => proxy.logs.filter((line) => line.msg.startsWith(prefix)).length;
   const send = (on: 'a' | 'b', req: TestRequest) => (on === 'a' ? h1Request(agentA, a.port, req) : h1Request(agentB, b.port, req));
 
   it('60 requests/min over both instances: of 200 sent within a few seconds, 55 to 75 are admitted, the rest 429', async function () {
@@ -222,6 +223,7 @@ describe('limits shared through Redis by two instances of 2 workers', function (
   });
 
   it('Redis frozen (SIGSTOP: an open, silent socket, as across a cut network): no request hangs, limits go local, then shared again', async function () {
+    const backBefore = [a, b].map((proxy) => logged(proxy, 'shared store back'));
     redis.freeze();
     try {
       const started = Date.now();
@@ -238,11 +240,12 @@ describe('limits shared through Redis by two instances of 2 workers', function (
       redis.thaw();
     }
     for (const proxy of [a, b]) await waitFor('shared again after the freeze', 15_000, async () => (await status(proxy)).sharedStore.state === 'shared');
+    // The log line may come a moment after /status says so; the next test counts from here.
+    for (const [index, proxy] of [a, b].entries()) await waitFor('the return logged', 3_000, async () => logged(proxy, 'shared store back') > (backBefore[index] ?? 0));
   });
 
   it('Redis killed mid-run: serving goes on with local limits (logged once, counted, shown), and within 15 s of its return they are shared again', async function () {
     const before = await scrapeMetrics(a.adminPort as number);
-    const logged = (proxy: ProxyProcess, prefix: string) => proxy.logs.filter((line) => line.msg.startsWith(prefix)).length;
     const loggedBefore = [a, b].map((proxy) => [logged(proxy, 'shared store unavailable'), logged(proxy, 'shared store back')]);
     await redis.kill();
     // Nothing hangs on the missing store: every answer comes within the deadline, none is a 5xx.
