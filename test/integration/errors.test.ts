@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import { deadline, h1Request, h2Request, rawH1Exchange, type TestRequest, type TestResponse } from '../helpers/clients.js';
-import { closedPort } from '../helpers/free-port.js';
+import { refusedPort } from '../helpers/free-port.js';
 import { useProxyFixture } from '../helpers/proxy-fixture.js';
 
 describe('errors', function () {
@@ -20,7 +20,7 @@ describe('errors', function () {
       // A 429 with Retry-After cools its instance: each protocol gets a route of its own to be limited.
       { type: 'openai', host: 'limited-h1.proxy.test', ...upstream, api_key: 'sk-test-errors-limited-h1-upstream' },
       { type: 'openai', host: 'limited-h2.proxy.test', ...upstream, api_key: 'sk-test-errors-limited-h2-upstream' },
-      { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
+      { type: 'anthropic', host: 'dead.proxy.test', endpoint: '127.0.0.1', port: await refusedPort(), tls: false, api_key: 'sk-test-errors-dead-upstream' },
     ],
   }));
 

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Agent } from 'undici';
 import { createH1Agent, deadline, h1Request, h2Request, openH2Session, type TestRequest, type TestResponse } from '../helpers/clients.js';
-import { closedPort } from '../helpers/free-port.js';
+import { refusedPort } from '../helpers/free-port.js';
 import { credentialsIn, startMockProvider, type MockProvider, type RecordedRequest } from '../helpers/mock-provider.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -37,7 +37,7 @@ describe('failover (breaker off)', function () {
   before(async function () {
     a = await startMockProvider();
     b = await startMockProvider();
-    const refused = { endpoint: '127.0.0.1', port: await closedPort(), tls: false };
+    const refused = { endpoint: '127.0.0.1', port: await refusedPort(), tls: false };
     proxy = await startProxy({
       circuit_breaker: { consecutive_failures: 0 },
       providers: [

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Agent } from 'undici';
 import { createH1Agent, h1Request } from '../helpers/clients.js';
-import { closedPort } from '../helpers/free-port.js';
+import { refusedPort } from '../helpers/free-port.js';
 import { credentialsIn, startMockProvider, type MockProvider, type RecordedRequest } from '../helpers/mock-provider.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -40,7 +40,7 @@ describe('active health checks (--enable-health-check, 2 workers)', function () 
         providers: [
           { type: 'openai', host: 'pair.proxy.test', endpoint: '127.0.0.1', port: a.port, tls: false, api_key: keyA, health_check: healthCheck },
           { type: 'openai', host: 'pair.proxy.test', endpoint: '127.0.0.1', port: b.port, tls: false, api_key: keyB, health_check: healthCheck },
-          { type: 'anthropic', host: 'down.proxy.test', endpoint: '127.0.0.1', port: await closedPort(), tls: false, api_key: 'sk-test-health-down-0004' },
+          { type: 'anthropic', host: 'down.proxy.test', endpoint: '127.0.0.1', port: await refusedPort(), tls: false, api_key: 'sk-test-health-down-0004' },
         ],
       },
       ['--enable-health-check'],

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import { rewriteConfig } from '../helpers/cluster-ops.js';
 import { createH1Agent, h1Request, h2Request, openH2Session, type TestResponse } from '../helpers/clients.js';
-import { closedPort } from '../helpers/free-port.js';
+import { refusedPort } from '../helpers/free-port.js';
 import { credentialsIn, startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 
@@ -61,7 +61,7 @@ describe('secrets: no key in any output, answer or admin page', function () {
 
   before(async function () {
     mock = await startMockProvider();
-    deadPort = await closedPort();
+    deadPort = await refusedPort();
     // Two keys are refused upstream, with an error that quotes them as OpenAI's does: the first
     // OpenAI key (its probe fails: a health transition) and the key of echo.proxy.test.
     mock.override((req) => {
