@@ -124,11 +124,14 @@ function forward(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable,
 /** The first attempt of a request whose body is in: to the half-open instance on trial, or a picked one. */
 function dispatch(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable, record: ExchangeRecord, match: RouteMatch, body: Buffer | null): void {
   const route = match.route;
-  // Read as the request goes out, so the log line needs no copy of the body (a walk over its
-  // top-level keys that skips every value, not a parse).
-  record.model = route.table.usage.model(match.upstreamTarget, body);
-  const start = (instance: CompiledInstance, trial: boolean) =>
+  // The model is read once the request is handed to undici, so the scan (a walk over the body's
+  // top-level keys that skips every value, not a parse) never delays it, and the log line needs no
+  // copy of the body.
+  const readModel = () => (record.model = route.table.usage.model(match.upstreamTarget, body));
+  const start = (instance: CompiledInstance, trial: boolean) => {
     new Exchange(down, ctx, routeTable, record, route, match.upstreamTarget, body).attempt(instance, trial);
+    readModel();
+  };
   const trial = route.trial;
   if (trial !== undefined) {
     route.trial = undefined;
@@ -138,6 +141,7 @@ function dispatch(down: Downstream, ctx: ExchangeContext, routeTable: RouteTable
   if (selection.picker === undefined) {
     const code = selection.rateLimited ? 'upstream_rate_limited' : 'no_healthy_upstream';
     if (selection.rateLimited) ctx.metrics.rateLimited(route.metrics, 'upstream', record.clientKey?.label ?? '');
+    readModel();
     return answerWithProxyError(ctx, record, route.table, code, { 'retry-after': String(retryAfterSeconds(selection)) });
   }
   start(selection.picker.pick(), false);

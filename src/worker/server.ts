@@ -83,13 +83,14 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', noop);
     const counter = openPerSession.get(stream.session as ServerHttp2Session);
-    if (counter !== undefined) {
-      if (counter.open >= maxStreamsPerSession) return stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
-      counter.open += 1;
-      stream.once('close', () => (counter.open -= 1));
-    }
+    if (counter !== undefined && counter.open >= maxStreamsPerSession) return stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
+    if (counter !== undefined) counter.open += 1;
     openStreams.add(stream);
-    stream.once('close', () => openStreams.delete(stream));
+    // One listener per stream for both counts.
+    stream.once('close', () => {
+      openStreams.delete(stream);
+      if (counter !== undefined) counter.open -= 1;
+    });
     onExchange(new H2Downstream(stream, headers, rawHeaders));
   });
 
