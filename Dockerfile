@@ -19,7 +19,7 @@ WORKDIR /app
 COPY --from=build --chown=root:root /release /app
 # Unprivileged, and still able to bind 443: Docker (20.10 and later) starts every container with
 # net.ipv4.ip_unprivileged_port_start=0 in its network namespace. Elsewhere (Kubernetes, older
-# engines) pass --sysctl net.ipv4.ip_unprivileged_port_start=0, or listen on 8443 (see README).
+# engines) pass --sysctl net.ipv4.ip_unprivileged_port_start=0, or listen on 8443 (see docs/operations.md, Docker).
 USER node
 EXPOSE 443
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 CMD ["node", "/app/healthcheck.mjs"]

@@ -28,7 +28,7 @@ const plans: Record<'full' | 'quick', LoadPlan> = {
 };
 
 const program = new Command('bench')
-  .description('Measure llm-proxy against direct access and nginx (see README, Performance)')
+  .description('Measure llm-proxy against direct access and nginx (see docs/performance.md)')
   .option('--quick', 'one short round of every scenario (about a minute)')
   .option('--scenarios <ids>', 'comma-separated subset, e.g. S1,S3', 'S1,S2,S3,S4,S5')
   .option('--rounds <n>', 'rounds per scenario (default 3, quick 1)')

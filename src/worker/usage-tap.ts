@@ -29,7 +29,7 @@ type UpstreamHeaders = Record<string, string | string[] | undefined>;
  * event repeats the whole output: 1 MiB is some 250k tokens, past every model's output limit); a
  * larger one is skipped instead of held (a JSON body keeps its tail, where usage is). It is what
  * bounds the tap's part of the memory one exchange holds, whatever the client's reading speed
- * (README "Memory held per exchange"); it was 8 MiB.
+ * (docs/security.md, "Memory held per exchange"); it was 8 MiB.
  */
 const maxDocumentBytes = 1024 * 1024;
 /** A compressed body that inflates past this is a bomb, not an answer: the tap gives up on it. */
@@ -78,7 +78,15 @@ class UsageCollector {
       this.#read(bytes);
       return;
     }
-    this.#previous = this.#latest;
+    // Two documents the size of a Responses API `response.completed` would hold twice the bound:
+    // the older one is read now instead, so what the latest restates still overrides it at the end.
+    const latest = this.#latest;
+    if (latest !== undefined && latest.length + bytes.length > maxDocumentBytes) {
+      this.#read(latest);
+      this.#previous = undefined;
+    } else {
+      this.#previous = latest;
+    }
     this.#latest = bytes;
   }
 

@@ -1,6 +1,6 @@
 // What a request of a key with tokens_per_minute reserves before it is sent, and what it is charged
 // when its response does not report its usage (an OpenAI stream without stream_options.include_usage,
-// a stream cut short). Both rules live here and nowhere else; the README's "Rate limits" states them.
+// a stream cut short). Both rules live here and nowhere else; docs/rate-limits.md states them.
 import { totalTokens, type TokenUsage } from './token-usage.js';
 
 // Tokens are not counted here (that would need each model's tokenizer): a byte estimate is taken
