@@ -1,11 +1,10 @@
-// `llm-proxy start` and `llm-proxy check`, with the original's flags. Usage errors exit 2, like
-// clap did for the original; a bad config exits 1.
+// `llm-proxy start` and `llm-proxy check`, with the original's flags, and `llm-proxy cert` for trials.
+// Usage errors exit 2, like clap did for the original; a bad config (or a cert that cannot be
+// written) exits 1.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { ConfigError } from '../shared/config/parse.js';
 import { parseListenAddress } from '../shared/config/address.js';
-import { loadConfig } from './load-config.js';
-import { buildSnapshot } from './build-snapshot.js';
-import { runPrimary } from './main.js';
+import { CertificateFilesExistError, certificateSummary, writeLocalCertificates } from './cert-command.js';
+import { defaultCertificateHosts, parseCertificateHost } from '../shared/local-ca.js';
 
 function parseWorkers(value: string): number {
   const count = Number(value);
@@ -16,6 +15,12 @@ function parseWorkers(value: string): number {
 function parseListen(value: string): string {
   if (!parseListenAddress(value)) throw new InvalidArgumentError('must be ADDRESS:PORT, e.g. 0.0.0.0:8443 or [::]:443');
   return value;
+}
+
+function collectHost(value: string, previous: string[] | undefined): string[] {
+  const host = parseCertificateHost(value);
+  if (host === undefined) throw new InvalidArgumentError(`"${value}" is not a DNS name (a leading *. is allowed) or an IP address`);
+  return [...(previous ?? []), host];
 }
 
 export async function runCli(argv: string[], version: string): Promise<void> {
@@ -34,6 +39,9 @@ export async function runCli(argv: string[], version: string): Promise<void> {
     .option('--listen <ADDR:PORT>', 'TLS listen address (overrides `listen` in the config)', parseListen)
     .action(async (opts: { config: string; enableHealthCheck: boolean; workers?: number; listen?: string }) => {
       process.title = 'llm-proxy: primary';
+      // Loaded here, not at the top, as check's modules are in its own action: `cert`, --help and
+      // --version do not pay for the primary (Redis client, metrics, cluster) or the config schema.
+      const { runPrimary } = await import('./main.js');
       await runPrimary({ configFile: opts.config, enableHealthCheck: opts.enableHealthCheck, workers: opts.workers, listen: opts.listen, version });
     });
 
@@ -42,6 +50,7 @@ export async function runCli(argv: string[], version: string): Promise<void> {
     .description('Validate the config file (and its certificates) without starting, like nginx -t')
     .requiredOption('-c, --config <FILE>', 'Path to the config file')
     .action(async (opts: { config: string }) => {
+      const [{ ConfigError }, { loadConfig }, { buildSnapshot }] = await Promise.all([import('../shared/config/parse.js'), import('./load-config.js'), import('./build-snapshot.js')]);
       try {
         const loaded = await loadConfig(opts.config);
         for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
@@ -55,6 +64,25 @@ export async function runCli(argv: string[], version: string): Promise<void> {
         if (!(err instanceof ConfigError)) throw err;
         for (const warning of err.warnings) process.stderr.write(`warning: ${warning}\n`);
         process.stderr.write(`${err.message}\n`);
+        process.exit(1);
+      }
+    });
+
+  program
+    .command('cert')
+    .description('Write a local CA and a server certificate it signs, for trying the proxy out (self-signed: not for production)')
+    .requiredOption('--out <DIR>', 'Directory to write ca.pem, ca-key.pem, cert.pem and key.pem into (created if missing)')
+    .option('--host <NAME...>', `DNS name or IP address the certificate is valid for; repeatable (default: ${defaultCertificateHosts.join(' ')})`, collectHost)
+    .option('--force', 'Overwrite files that exist already', false)
+    .addHelpText('after', '\nExample:\n  llm-proxy cert --out ./certs --host localhost --host proxy.internal\n  curl --cacert ./certs/ca.pem https://proxy.internal/...')
+    .action(async (opts: { out: string; host?: string[]; force: boolean }) => {
+      try {
+        const written = await writeLocalCertificates(opts.out, [...new Set(opts.host ?? defaultCertificateHosts)], { force: opts.force });
+        process.stdout.write(certificateSummary(written));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!(err instanceof CertificateFilesExistError) && typeof code !== 'string') throw err;
+        process.stderr.write(`llm-proxy cert: ${(err as Error).message}\n`);
         process.exit(1);
       }
     });

@@ -1,6 +1,7 @@
 // The primary process: loads and validates the config, starts the workers, owns health (active
 // probes and the circuit breaker), reloads on SIGHUP and drains on SIGTERM/SIGINT. It never proxies
 // traffic itself.
+import { resolve } from 'node:path';
 import { ConfigError } from '../shared/config/parse.js';
 import type { SharedStoreConfig } from '../shared/config/schema.js';
 import { formatHostPort } from '../shared/config/address.js';
@@ -10,14 +11,13 @@ import { startAdminServer, type AdminServer } from './admin-server.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
 import { createConfigLoader, type ConfigLoader } from './config-thread.js';
 import { explainWorkerCount } from './cpu-count.js';
-import { startHealthProber, type HealthProber } from './health-prober.js';
+import type { HealthProber } from './health-prober.js';
 import { createHealthRegistry } from './health-registry.js';
 import { createTicketKeys, loadConfig, type LoadedConfig } from './load-config.js';
 import { createPrimaryMetrics } from './primary-metrics.js';
 import { createRateLimiter } from './rate-limit/limiter.js';
-import { createRedisStore } from './rate-limit/redis-store.js';
 import { createMemoryStore, type RateLimitStore } from './rate-limit/store.js';
-import { connectSharedStore, type SharedStoreConnection } from './shared-store/connection.js';
+import type { SharedStoreConnection } from './shared-store/connection.js';
 import { buildStatus } from './status-report.js';
 import { createSupervisor, type Supervisor } from './supervisor.js';
 
@@ -47,6 +47,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   }
   const { config } = loaded;
   const log = createLogger({ level: config.log.level, format: config.log.format, base: { role: 'primary' } });
+  const configPath = resolve(options.configFile);
+  log.info({ version: options.version, config: configPath, node: process.version }, 'starting');
   for (const warning of loaded.warnings) log.warn({ warning }, 'config warning');
 
   const overrides: SnapshotOverrides = options.listen === undefined ? {} : { listen: options.listen };
@@ -55,12 +57,15 @@ export async function runPrimary(options: StartOptions): Promise<void> {
   const { count: workerCount, from: workersFrom } = await explainWorkerCount(workerSetting);
   log.info({ workers: workerCount, from: options.workers !== undefined ? '--workers' : workersFrom }, 'worker count');
   let snapshot: Snapshot = buildSnapshot(loaded, 1, ticketKeys, workerCount, overrides);
+  logRoutes(log, snapshot);
   const stats: ControlStats = { reloads: { ok: 0, failed: 0 }, lastReloadError: undefined };
 
   const sharedConfig = config.shared_store;
   let connection: SharedStoreConnection | undefined;
   let store: RateLimitStore = createMemoryStore();
   if (sharedConfig !== undefined) {
+    // Loaded only here: one host with limits in memory does not pay for the Redis client at start.
+    const [{ connectSharedStore }, { createRedisStore }] = await Promise.all([import('./shared-store/connection.js'), import('./rate-limit/redis-store.js')]);
     const caPem = sharedConfig.ca_file === undefined ? undefined : loaded.caPems.get(sharedConfig.ca_file);
     connection = connectSharedStore(sharedConfig, caPem, log, (up) => metrics.sharedStoreTransition(up));
     store = createRedisStore({ connection, onUnavailable: sharedConfig.on_unavailable, url: sharedConfig.url, slotTtlMs: sharedConfig.slot_ttl * 1000, log });
@@ -136,7 +141,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       process.exit(1);
     }
   }
-  const prober: HealthProber | undefined = options.enableHealthCheck ? startHealthProber(log, registry, snapshot) : undefined;
+  const prober: HealthProber | undefined = options.enableHealthCheck ? (await import('./health-prober.js')).startHealthProber(log, registry, snapshot) : undefined;
 
   let shuttingDown = false;
   const shutdown = (signal: string) => {
@@ -218,6 +223,8 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     if (shuttingDown) return;
     log.info(
       {
+        version: options.version,
+        config: configPath,
         listen: formatHostPort(address.host, address.port),
         workers: workerCount,
         routes: snapshot.routes.length,
@@ -239,6 +246,18 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     log.flush();
     process.exit(1);
   }
+}
+
+/** Startup lines beyond this many routes would bury the rest of the log: the others are counted. */
+const loggedRoutesAtStart = 20;
+
+/** One line per route at startup (host, provider type, instance count, auth), then how many were left out. */
+function logRoutes(log: Logger, snapshot: Snapshot): void {
+  const routes = snapshot.routes;
+  for (const route of routes.slice(0, loggedRoutesAtStart)) {
+    log.info({ route: route.label, type: route.type, instances: route.instances.length, auth: route.authRequired }, 'route');
+  }
+  if (routes.length > loggedRoutesAtStart) log.info({ more: routes.length - loggedRoutesAtStart, routes: routes.length }, `and ${routes.length - loggedRoutesAtStart} more routes`);
 }
 
 /** Why /readyz says 503, or undefined when every wanted worker listens on a loaded config. */

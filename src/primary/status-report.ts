@@ -1,5 +1,6 @@
 // The JSON behind the admin /status page: what runs, on which config, and how every instance is
-// doing. Built from the primary's own state when asked; names and masked labels only, never a key.
+// doing. Built from the primary's own state when asked; names, masked upstream keys and client-key
+// fingerprints only, never a key.
 import type { Snapshot } from '../shared/snapshot.js';
 import type { InstanceHealthReport } from './health-registry.js';
 import type { KeyLimitState, StoreStatus } from './rate-limit/store.js';
@@ -63,7 +64,9 @@ export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
           upstream: `${instance.tls ? 'https' : 'http'}://${instance.endpoint}:${instance.port}`,
           weight: instance.weight,
           available: state?.available ?? true,
-          probe: state?.probe ?? 'up',
+          // Without --enable-health-check nothing probes: 'up' would claim a check that never ran.
+          // `available`, `breaker` and the rest still show passive health.
+          probe: sources.healthChecks ? (state?.probe ?? 'up') : 'not_probed',
           lastProbeError: state?.lastProbeError,
           breaker: state?.breaker ?? 'closed',
           consecutiveFailures: state?.consecutiveFailures ?? 0,

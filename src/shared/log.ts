@@ -1,26 +1,83 @@
-// One pino factory for every process. JSON lines on stdout by default; `pretty` formats in-process
-// (no transport thread) because it is meant for a person at a terminal, not for throughput.
+// One pino factory for every process. JSON lines on stdout unless a person is reading: `auto` (the
+// default) pretty-prints when stdout is a terminal. `pretty` formats in-process (no transport
+// thread) because it is meant for a person at a terminal, not for throughput.
+import { hash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type pretty from 'pino-pretty';
 
 export type { Logger };
 
+// Required only when a process pretty-prints: loading pino-pretty costs every process (the primary
+// and each worker) some 70 ms of start-up, and logs that go to a pipe or a file never use it.
+const requireHere = createRequire(import.meta.url);
+const loadPretty = (): typeof pretty => requireHere('pino-pretty') as typeof pretty;
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
 export interface LogOptions {
   level: string;
-  format: 'json' | 'pretty';
+  format: LogFormat;
   base: Record<string, unknown>;
+}
+
+/** `auto` decided for this process: each worker inherits the primary's stdout, so they agree. */
+export function resolveLogFormat(format: LogFormat, stdoutIsTTY = process.stdout.isTTY === true): 'json' | 'pretty' {
+  if (format !== 'auto') return format;
+  return stdoutIsTTY ? 'pretty' : 'json';
 }
 
 export function createLogger(options: LogOptions): Logger {
   const settings = { level: options.level, base: { pid: process.pid, ...options.base }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (options.format === 'pretty') return pino(settings, pretty({ colorize: process.stdout.isTTY, sync: true }));
+  if (resolveLogFormat(options.format) === 'pretty') return pino(settings, loadPretty()(prettyOptions(process.stdout.isTTY === true)));
   // Batched: one write per 4 KiB of lines or per 200 ms, not one per access-log line (a profile of
   // the worker showed the per-line write calls as its second-largest cost). pino flushes what is
   // left synchronously when the process exits.
   return pino(settings, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 }));
 }
 
+// The access-log fields the pretty message spells out itself; left in, pino-pretty would print the
+// object again after it. No other log line uses these names.
+const accessFields = ['reqId', 'method', 'path', 'protocol', 'status', 'durationMs', 'ttfbMs', 'bytesIn', 'bytesOut', 'clientKey', 'provider'];
+
+/**
+ * One line per entry: an access line reads `request 1a2b3c4d5e-1-0 POST /v1/chat/completions 200
+ * 412.3ms provider=openai key=team-a ...`, then what else it has (route, instance, model, tokens, code) as
+ * compact JSON on the same line. Other lines keep their message and show their fields the same way.
+ */
+export function prettyOptions(colorize: boolean): pretty.PrettyOptions {
+  return {
+    colorize,
+    sync: true,
+    singleLine: true,
+    ignore: accessFields.join(','),
+    messageFormat: (log, messageKey) => {
+      const message = String(log[messageKey] ?? '');
+      if (message !== 'request' || log.reqId === undefined) return message;
+      const parts: unknown[] = [message, log.reqId, log.method, log.path, log.status, log.durationMs === undefined ? undefined : `${String(log.durationMs)}ms`];
+      if (log.ttfbMs !== undefined) parts.push(`ttfb=${String(log.ttfbMs)}ms`);
+      if (log.provider !== undefined) parts.push(`provider=${String(log.provider)}`);
+      if (log.clientKey !== undefined) parts.push(`key=${String(log.clientKey)}`);
+      if (log.protocol !== undefined) parts.push(String(log.protocol));
+      parts.push(`in=${String(log.bytesIn ?? 0)}B out=${String(log.bytesOut ?? 0)}B`);
+      // A line break inside a value (a key's configured name may hold one) must not split the line.
+      return parts.map((part) => String(part ?? '-')).join(' ').replace(/[\0-\x1f\x7f]/g, ' ');
+    },
+  };
+}
+
 /** `sk-...wxyz` for keys long enough that 7 shown characters leave the rest secret; otherwise stars. */
 export function maskKey(key: string): string {
   return key.length >= 16 ? `${key.slice(0, 3)}...${key.slice(-4)}` : '****';
+}
+
+/**
+ * What an unnamed client key is shown as in logs, metrics and /status: `key:` and the first 8 hex
+ * digits of its SHA-256. Stable across restarts and workers, distinct for distinct keys however short
+ * they are (a mask shows a short key as `****`, so all of them look alike), and never the key.
+ * 32 bits, not fewer: among 10,000 keys 6 hex digits would collide more often than not.
+ * Computed once per snapshot, never per request.
+ */
+export function keyFingerprint(key: string): string {
+  return `key:${hash('sha256', key, 'hex').slice(0, 8)}`;
 }

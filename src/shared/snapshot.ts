@@ -90,7 +90,8 @@ export interface Snapshot {
   healthCheckIntervalMs: number;
   /** Worker processes wanted, already resolved from `auto` and the --workers flag. */
   workers: number;
-  log: { level: string; format: 'json' | 'pretty' };
+  /** `format` may still be `auto`: each process decides it by its own stdout (log.ts). */
+  log: { level: string; format: 'auto' | 'json' | 'pretty' };
   globalClientKeys: ClientKeySpec[];
   routes: RouteSpec[];
 }

@@ -73,6 +73,7 @@ export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): v
   ctx.log.info(
     {
       reqId: record.reqId,
+      clientRequestId: clientRequestId(down.rawHeaders),
       method: down.method,
       // Never the query: a Gemini client may carry its key there.
       path: q === -1 ? down.target : down.target.slice(0, q),
@@ -108,8 +109,22 @@ function tokensCharged(record: ExchangeRecord): number {
   return chargedTokens(request, { answered, complete: record.complete, usage: record.usage, textBytes: record.textBytes }, limit);
 }
 
+/**
+ * The client's own x-request-id (forwarded upstream as it came), so its id and ours can be matched.
+ * Read here, after the response, not on the way in: it costs the request nothing.
+ */
+function clientRequestId(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 12 && name.toLowerCase() === 'x-request-id') return (raw[i + 1] as string).slice(0, maxLoggedIdLength);
+  }
+  return undefined;
+}
+
 // A model name comes from the client: long enough for any real one, short enough to keep lines atomic.
 const maxLoggedModelLength = 200;
+// The same for a client's request id (a UUID is 36 characters).
+const maxLoggedIdLength = 128;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

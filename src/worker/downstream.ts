@@ -2,23 +2,16 @@
 // request, so the forwarding code is written once.
 import { constants as h2constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import type { BodyBudget } from './body-budget.js';
 import type { ProxyErrorCode } from '../shared/errors.js';
+import { readAll, type BodyReadLimits, type BodyResult } from './request-body.js';
+import { countHeader, fieldRejection, parseLength, sameHost, transferCodingRejection } from './request-head-checks.js';
+
+export type { BodyReadLimits, BodyResult };
 
 export type OutgoingHeaders = Record<string, string | string[]>;
-/** 'over_budget': the worker's buffer budget is spent (what was read of the body is given back). */
-export type BodyResult = Buffer | null | 'too_large' | 'timeout' | 'over_budget' | Error;
 
-/** What a request body is read under. A Buffer result keeps its bytes taken from `budget`. */
-export interface BodyReadLimits {
-  readonly maxBytes: number;
-  /** The client sent nothing for this long: 'timeout' (HTTP/2 has no request timeout of its own). */
-  readonly idleMs: number;
-  readonly budget: BodyBudget;
-  readonly budgetBytes: number;
-}
-
+/** On every response the proxy sends (DESIGN section 4): the `reqId` of the exchange's access-log line. */
+export const requestIdHeader = 'x-llm-proxy-request-id';
 export interface Downstream {
   readonly protocol: 'h2' | 'http/1.1';
   readonly method: string;
@@ -42,10 +35,16 @@ export interface Downstream {
   readonly gone: boolean;
   bytesIn: number;
   bytesOut: number;
+  /** The exchange's id, set before anything is answered; respond() sends it as x-llm-proxy-request-id. */
+  reqId: string;
   /** Collects the request body up to `limits.maxBytes` bytes, taken from the budget; null when it has none. */
   readBody(limits: BodyReadLimits, done: (result: BodyResult) => void): void;
-  /** `eventStream`: send the head now rather than with the first body bytes. */
+  /**
+   * `eventStream`: send the head now rather than with the first body bytes. Adds the request id to
+   * `headers` (one place for every answer: relayed, held, or the proxy's own error).
+   */
   respond(status: number, headers: OutgoingHeaders, eventStream?: boolean): void;
+  /** False: stop sending until onceDrain (the client's queue holds relayQueueBytes). */
   write(chunk: Buffer): boolean;
   onceDrain(listener: () => void): void;
   end(chunk?: string | Buffer): void;
@@ -55,106 +54,17 @@ export interface Downstream {
   onClientGone(listener: () => void): void;
 }
 
-const streamCut = Object.assign(new Error('exchange cut'), { code: 'LLM_PROXY_STREAM_CUT' });
-
-function readAll(source: Readable, limits: BodyReadLimits, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const idle = setTimeout(() => finish('timeout'), limits.idleMs);
-  const finish = (result: BodyResult) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(idle);
-    // Only a whole body stays held (and counted); a refused or broken one is dropped here.
-    if (!Buffer.isBuffer(result)) {
-      limits.budget.give(size);
-      chunks.length = 0;
-    }
-    source.off('data', onData);
-    source.off('end', onEnd);
-    source.off('error', onError);
-    source.off('close', onClose);
-    done(result);
-  };
-  const onData = (chunk: Buffer) => {
-    idle.refresh();
-    owner.bytesIn = size + chunk.length;
-    if (size + chunk.length > limits.maxBytes) {
-      source.pause();
-      finish('too_large');
-      return;
-    }
-    if (!limits.budget.take(chunk.length, limits.budgetBytes)) {
-      source.pause();
-      finish('over_budget');
-      return;
-    }
-    size += chunk.length;
-    chunks.push(chunk);
-  };
-  const onEnd = () => finish(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-  const onError = (err: Error) => finish(err);
-  const onClose = () => finish(new Error('client closed the request before its body ended'));
-  source.on('data', onData);
-  source.on('end', onEnd);
-  source.on('error', onError);
-  source.on('close', onClose);
-}
-
-/** Host names equal ignoring case, a port and a trailing dot (`A.com:443` is `a.com`). */
-function sameHost(a: string, b: string): boolean {
-  const bare = (host: string) => host.toLowerCase().replace(/:\d*$/, '').replace(/\.$/, '');
-  return bare(a) === bare(b);
-}
-
-function countHeader(raw: readonly string[], lowerName: string): number {
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === lowerName.length && (raw[i] as string).toLowerCase() === lowerName) count += 1;
-  return count;
-}
-
 /**
- * The only transfer coding a request may carry here is a single chunked: anything else (`gzip,
- * chunked`) would be decoded by Node's parser and the coding silently lost upstream (RFC 9112 6.1:
- * a server that does not understand a coding answers 501).
+ * What may wait for a slow client before the relay pauses its upstream, well above a socket's 16 KiB
+ * high-water mark. Pausing at that mark relayed one 16 KiB chunk per drain, while every resume let
+ * undici's upstream socket read another 64 KiB (its read() empties the socket's buffer, which starts
+ * the next read, then puts back what it did not parse): the socket's buffer grew by the difference, to
+ * 2 MiB and more per stream, each resume copying all of it. Taking more than one read's worth per
+ * drain keeps that buffer at its own high-water mark.
  */
-function transferCodingRejection(raw: readonly string[]): ProxyErrorCode | undefined {
-  let codings = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length !== 17 || name.toLowerCase() !== 'transfer-encoding') continue;
-    for (const token of (raw[i + 1] as string).split(',')) {
-      const coding = token.trim().toLowerCase();
-      if (coding === '') continue;
-      if (coding !== 'chunked') return 'unsupported_transfer_coding';
-      codings += 1;
-    }
-  }
-  return codings > 1 ? 'unsupported_transfer_coding' : undefined;
-}
+const relayQueueBytes = 128 * 1024;
 
-// RFC 9113 8.2.1: a field value with CR, LF or NUL or with leading or trailing whitespace, or a
-// name with a space or colon, makes the request malformed. nghttp2 drops most of these before they
-// reach us (Node ignores invalid fields rather than resetting the stream); with
-// strictFieldWhitespaceValidation off (Node >= 22) the whitespace cases do reach us and are refused here.
-const invalidValue = /[\0\r\n]|^[\t ]|[\t ]$/;
-const invalidName = /[\0\r\n :]/;
-
-function fieldRejection(raw: readonly string[]): ProxyErrorCode | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.charCodeAt(0) !== 0x3a && invalidName.test(name)) return 'bad_request';
-    if (invalidValue.test(raw[i + 1] as string)) return 'bad_request';
-  }
-  return undefined;
-}
-
-function parseLength(value: string | string[] | undefined): number {
-  if (typeof value !== 'string' || value === '') return -1;
-  const length = Number(value);
-  return Number.isSafeInteger(length) && length >= 0 ? length : -1;
-}
+const streamCut = Object.assign(new Error('exchange cut'), { code: 'LLM_PROXY_STREAM_CUT' });
 
 export class H2Downstream implements Downstream {
   readonly protocol = 'h2' as const;
@@ -166,6 +76,7 @@ export class H2Downstream implements Downstream {
   readonly rejection: ProxyErrorCode | undefined;
   bytesIn = 0;
   bytesOut = 0;
+  reqId = '';
   #hasBody: boolean;
   /** Ours, not writableEnded: Node ends the writable side itself when a client resets the stream. */
   #ended = false;
@@ -200,12 +111,14 @@ export class H2Downstream implements Downstream {
 
   respond(status: number, headers: OutgoingHeaders): void {
     headers[':status'] = String(status);
+    // Last, so an upstream's header of the same name cannot stand in for ours.
+    headers[requestIdHeader] = this.reqId;
     this.stream.respond(headers);
   }
 
   write(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
-    return this.stream.write(chunk);
+    return this.stream.write(chunk) || this.stream.writableLength < relayQueueBytes;
   }
 
   onceDrain(listener: () => void): void {
@@ -246,6 +159,7 @@ export class H1Downstream implements Downstream {
   readonly rejection: ProxyErrorCode | undefined;
   bytesIn = 0;
   bytesOut = 0;
+  reqId = '';
   /** `Expect: 100-continue` held back (server 'checkContinue'): the 100 goes out only when the body is wanted. */
   #continuePending: boolean;
 
@@ -283,6 +197,7 @@ export class H1Downstream implements Downstream {
   }
 
   respond(status: number, headers: OutgoingHeaders, eventStream = false): void {
+    headers[requestIdHeader] = this.reqId;
     this.res.writeHead(status, headers);
     // An event stream's headers go out now: the client should not wait for the first token to see them.
     if (eventStream) this.res.flushHeaders();
@@ -290,7 +205,7 @@ export class H1Downstream implements Downstream {
 
   write(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
-    return this.res.write(chunk);
+    return this.res.write(chunk) || this.res.writableLength < relayQueueBytes;
   }
 
   onceDrain(listener: () => void): void {

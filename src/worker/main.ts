@@ -30,8 +30,11 @@ export function runWorker(): void {
   const metrics = createWorkerMetrics(() => bodyBudget.used);
   const health = createWorkerHealth((id) => outcomes.trial(id, 'declined'));
   const limits = createWorkerRateLimits(send);
-  const idPrefix = `${randomBytes(3).toString('hex')}${(cluster.worker?.id ?? 0).toString(36)}`;
+  // Request ids: 40 random bits drawn once per process, the worker id, then a counter. Unique across
+  // workers and restarts without a random draw per request; the hot path only formats the counter.
+  const idPrefix = `${randomBytes(5).toString('hex')}-${(cluster.worker?.id ?? 0).toString(36)}-`;
   let counter = 0;
+  const nextRequestId = () => idPrefix + (counter++).toString(36);
   const context: { -readonly [K in keyof ExchangeContext]: ExchangeContext[K] } = {
     routeTable: undefined as unknown as ExchangeContext['routeTable'],
     log: undefined as unknown as Logger,
@@ -40,7 +43,7 @@ export function runWorker(): void {
     metrics,
     limits,
     bodyBudget,
-    nextRequestId: () => `${idPrefix}-${(counter++).toString(36)}`,
+    nextRequestId,
   };
 
   const apply = async (next: Snapshot) => {
@@ -56,7 +59,7 @@ export function runWorker(): void {
     limits.retainOnly(limitsOf(next));
     outcomes.retainOnly(new Set(instances.map((instance) => instance.id)));
     if (proxy === undefined) {
-      proxy = createProxyServer({ snapshot: next, log, onExchange: (down) => handleExchange(down, context) });
+      proxy = createProxyServer({ snapshot: next, log, onExchange: (down) => handleExchange(down, context), nextRequestId });
       try {
         const address = await proxy.listen(next.listen.host, next.listen.port);
         send({ type: 'llm-proxy:listening', version: next.version, address });

@@ -28,6 +28,7 @@ const limitErrors: Record<LimitReason, ProxyErrorCode> = {
 
 export function handleExchange(down: Downstream, ctx: ExchangeContext): void {
   const record = new ExchangeRecord(ctx.nextRequestId(), down);
+  down.reqId = record.reqId;
   const fail = (table: ProviderTable, code: ProxyErrorCode) => answerWithProxyError(ctx, record, table, code);
 
   const target = down.target;

@@ -7,7 +7,7 @@ import { proxyErrorHeader, proxyErrors } from '../shared/errors.js';
 import { defaultErrorTable } from '../shared/providers/registry.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
-import { H1Downstream, H2Downstream, type Downstream } from './downstream.js';
+import { H1Downstream, H2Downstream, requestIdHeader, type Downstream } from './downstream.js';
 import { sequenceRequest } from './h1-sequencer.js';
 import { clientFacingTls } from './tls-settings.js';
 
@@ -23,6 +23,8 @@ export interface ProxyServerOptions {
   snapshot: Snapshot;
   log: Logger;
   onExchange(down: Downstream): void;
+  /** For the answers written straight to a socket (no exchange exists for them). */
+  nextRequestId(): string;
 }
 
 const noop = () => undefined;
@@ -35,7 +37,7 @@ const noop = () => undefined;
  */
 export const maxStreamsPerSession = 256;
 
-export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOptions): ProxyServer {
+export function createProxyServer({ snapshot, log, onExchange, nextRequestId }: ProxyServerOptions): ProxyServer {
   let current = snapshot;
   const sessions = new Set<ServerHttp2Session>();
   // Only for the drain deadline: streams still open then are reset so their clients see an error.
@@ -108,9 +110,10 @@ export function createProxyServer({ snapshot, log, onExchange }: ProxyServerOpti
     trackIdleSession(session, () => current.timeouts.keepAliveMs);
     session.once('close', () => sessions.delete(session));
   });
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => answerClientError(err, socket, log));
+  const raw = { log, nextRequestId };
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => answerClientError(err, socket, raw));
   // HTTP/1.1 CONNECT would make this an open tunnel; it is refused like any target that is not a path.
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => answerRaw(socket, 'bad_request'));
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => answerRaw(socket, 'bad_request', raw, 'CONNECT'));
   server.on('tlsClientError', (err: Error) => log.debug({ reason: (err as { code?: string }).code ?? err.message }, 'tls handshake failed'));
 
   return {
@@ -208,25 +211,35 @@ function trackIdleSession(session: ServerHttp2Session, keepAliveMs: () => number
   });
 }
 
+interface RawAnswerContext {
+  readonly log: Logger;
+  nextRequestId(): string;
+}
+
 /** An HTTP/1.1 request the parser rejected: answer in JSON (431 for an oversized head) and close. */
-function answerClientError(err: Error & { code?: string }, socket: Socket, log: Logger): void {
+function answerClientError(err: Error & { code?: string }, socket: Socket, ctx: RawAnswerContext): void {
   const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
-  log.debug({ code, reason: err.code ?? err.message }, 'rejected malformed request');
   // Timeouts and resets carry no parse position: there is nobody to answer.
   if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) {
+    ctx.log.debug({ code, reason: err.code ?? err.message }, 'rejected malformed request');
     socket.destroy();
     return;
   }
-  answerRaw(socket, code);
+  answerRaw(socket, code, ctx, undefined, err.code ?? err.message);
 }
 
-/** A proxy error written straight to a socket that has no response object, then closed. */
-function answerRaw(socket: Socket, code: 'bad_request' | 'headers_too_large'): void {
+/**
+ * A proxy error written straight to a socket that has no response object, then closed. It has a
+ * request id and an access-log line like any answer (no method or path: the parser gave up on them).
+ */
+function answerRaw(socket: Socket, code: 'bad_request' | 'headers_too_large', ctx: RawAnswerContext, method?: string, reason?: string): void {
   const spec = proxyErrors[code];
   const body = defaultErrorTable.errorBody(spec.status, spec.kind, code, spec.message);
+  const reqId = ctx.nextRequestId();
   socket.on('error', noop);
   socket.end(
     `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status] ?? ''}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${proxyErrorHeader}: ${code}\r\nconnection: close\r\n\r\n${body}`,
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${proxyErrorHeader}: ${code}\r\n${requestIdHeader}: ${reqId}\r\nconnection: close\r\n\r\n${body}`,
   );
+  ctx.log.info({ reqId, method, protocol: 'http/1.1', status: spec.status, code: spec.flag, reason }, 'request');
 }

@@ -2,6 +2,7 @@
 // it waits; then it holds the answer (for a retry, or to scrub it) or relays it with backpressure.
 import type { Dispatcher } from 'undici';
 import type { Downstream } from './downstream.js';
+import { detachedChunk } from './detached-chunk.js';
 import { ClientGoneError, ClientStalledError, HeldTooLongError } from './exchange-errors.js';
 import { holdLimitBytes, type HeldAnswer, type UpstreamHeaders } from './held-answer.js';
 import type { UsageTap } from './usage-tap.js';
@@ -77,7 +78,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.exchange.onResponseHead(this, statusCode, headers);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: Dispatcher.DispatchController, data: Buffer): void {
+    const chunk = detachedChunk(data);
     const held = this.#held;
     if (held !== undefined) {
       held.size += chunk.length;

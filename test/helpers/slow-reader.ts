@@ -5,6 +5,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 
 export interface FloodUpstream {
@@ -140,4 +141,32 @@ export function slowReadH2(target: SlowReadTarget): Promise<SlowRead> {
       });
     });
   });
+}
+
+/**
+ * Bytes the kernel holds in the queues of every TCP connection to or from these local ports (send
+ * queues not yet taken by the peer, receive queues not yet read), from /proc/net/tcp{,6}: what sits
+ * between the upstream and a slow client that no process holds.
+ */
+export function kernelQueuedBytes(ports: readonly number[]): number {
+  const wanted = new Set(ports.map((port) => port.toString(16).toUpperCase().padStart(4, '0')));
+  let queued = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 5) continue;
+      const localPort = (fields[1] ?? '').split(':')[1];
+      const remotePort = (fields[2] ?? '').split(':')[1];
+      if (!wanted.has(localPort ?? '') && !wanted.has(remotePort ?? '')) continue;
+      const [tx, rx] = (fields[4] ?? '0:0').split(':');
+      queued += Number.parseInt(tx ?? '0', 16) + Number.parseInt(rx ?? '0', 16);
+    }
+  }
+  return queued;
 }

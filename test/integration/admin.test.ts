@@ -2,6 +2,7 @@
 // lives, /readyz 503 until every worker listens (and while one is being replaced), /status with
 // routes, instances and health, and never a key.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { request } from 'undici';
@@ -90,7 +91,7 @@ describe('admin listener', function () {
         version: string;
         config: { version: number; reloads: { ok: number; failed: number } };
         workers: { wanted: number; list: { pid: number; listening: boolean }[] };
-        routes: { route: string; type: string; clientKeys: string[]; instances: { name: string; weight: number; available: boolean; breaker: string }[] }[];
+        routes: { route: string; type: string; clientKeys: string[]; instances: { name: string; weight: number; available: boolean; breaker: string; probe: string }[] }[];
       };
       expect(status.version).to.match(/^\d+\.\d+\.\d+/);
       expect(status.config.version).to.equal(1);
@@ -101,8 +102,10 @@ describe('admin listener', function () {
         ['admin.proxy.test', 'openai'],
         ['admin.proxy.test/claude', 'anthropic'],
       ]);
-      expect(status.routes[0]?.clientKeys).to.deep.equal(['sk-...0001', 'team-a']);
-      expect(status.routes[0]?.instances[0]).to.deep.include({ weight: 2, available: true, breaker: 'closed' });
+      // An unnamed key shows as its fingerprint (the first 8 hex digits of its SHA-256), a named one by name.
+      expect(status.routes[0]?.clientKeys).to.deep.equal([`key:${createHash('sha256').update(clientKey).digest('hex').slice(0, 8)}`, 'team-a']);
+      // No --enable-health-check: nothing probes, and /status says so rather than 'up'.
+      expect(status.routes[0]?.instances[0]).to.deep.include({ weight: 2, available: true, breaker: 'closed', probe: 'not_probed' });
       for (const key of keysUsed) expect(res.text).to.not.include(key);
     });
 

@@ -98,9 +98,39 @@ describe('llm-proxy check (built CLI)', function () {
     expect(result.code).to.equal(0);
     expect(result.stdout.startsWith(`${file}: ok`)).to.equal(true);
     expect(result.stderr.split('\n').filter(Boolean)).to.deep.equal([
-      `warning: lsiten: unknown field, ignored (${file}:1:1)`,
+      `warning: lsiten: unknown field, ignored; did you mean listen? (${file}:1:1)`,
       `warning: providers[1].health_check.intervall: unknown field, ignored (${file}:${lineOf(text, 'intervall')}:7)`,
     ]);
+  });
+
+  it('a misspelt field: still exit 0, the warning suggests the field it probably is', async function () {
+    const text = originalExample(certs.certFile, certs.keyFile).replace('health_check_interval: 60', 'health_check_intervall: 60');
+    const file = await writeConfigText(text);
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(0);
+    expect(result.stdout.startsWith(`${file}: ok`)).to.equal(true);
+    expect(result.stderr).to.equal(
+      `warning: health_check_intervall: unknown field, ignored; did you mean health_check_interval? (${file}:${lineOf(text, 'health_check_intervall')}:1)\n`,
+    );
+  });
+
+  it('one mis-indented line: exit 1, that one YAML error with the line and a caret, no field errors from the broken tree', async function () {
+    // A key of the first provider indented one space too little; valid YAML everywhere else.
+    const text = originalExample(certs.certFile, certs.keyFile).replace('    endpoint: "api.openai.com"       #', '   endpoint: "api.openai.com"       #');
+    const at = lineOf(text, '   endpoint: "api.openai.com"       #');
+    // Written as is: the key registry parses the YAML, which this file is not.
+    const file = join(dir, `config-${++configCount}.yml`);
+    await writeFile(file, text);
+    const result = await runCli(['check', '-c', file]);
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.equal('');
+    const [first, source, caret, ...rest] = result.stderr.split('\n');
+    expect(first).to.equal(`invalid YAML: Sequence item without - indicator; check this line's indentation against the lines above it (${file}:${at}:4)`);
+    expect(source).to.equal(`  ${at} |    endpoint: "api.openai.com"       # Actual OpenAI API endpoint`);
+    expect(caret).to.equal(`  ${' '.repeat(String(at).length)} |    ^`);
+    expect(rest.filter(Boolean)).to.have.length(1);
+    expect(rest[0]).to.match(/^ {2}\(\d+ more YAML errors after this one, most likely caused by it: fix this one and check again\)$/);
+    expect(result.stderr).to.not.include('providers[');
   });
 
   it('a zero weight: exit 1, path and line:column on stderr, nothing on stdout', async function () {

@@ -7,7 +7,7 @@ import { pollUntil } from '../helpers/cluster-ops.js';
 import { scrapeMetrics } from '../helpers/prometheus.js';
 import { useProxyFixture } from '../helpers/proxy-fixture.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
-import { slowReadH1, slowReadH2, startFloodUpstream, type FloodUpstream, type SlowRead, type SlowReadTarget } from '../helpers/slow-reader.js';
+import { kernelQueuedBytes, slowReadH1, slowReadH2, startFloodUpstream, type FloodUpstream, type SlowRead, type SlowReadTarget } from '../helpers/slow-reader.js';
 
 const clientKey = 'client-test-memory-key-0001';
 
@@ -109,15 +109,18 @@ describe('a slow reader of a fast stream', function () {
     bytesPerSecond,
   });
 
-  async function observe(read: SlowRead): Promise<{ early: number; late: number }> {
+  async function observe(start: () => Promise<SlowRead>): Promise<{ early: number; late: number }> {
+    // Bytes of earlier tests' streams count in accepted() too; only this stream's count here.
+    const sentBefore = upstream.accepted();
+    const read = await start();
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const closedBefore = upstream.closed();
     const cutBefore = proxy.logs.filter((line) => line.msg === 'request' && line.code === 'DC').length;
     try {
       await sleep(1_500);
-      const early = upstream.accepted() - read.received();
+      const early = upstream.accepted() - sentBefore - read.received();
       await sleep(2_000);
-      const late = upstream.accepted() - read.received();
+      const late = upstream.accepted() - sentBefore - read.received();
       expect(read.received()).to.be.greaterThan(bytesPerSecond * 2.5);
       return { early, late };
     } finally {
@@ -134,11 +137,27 @@ describe('a slow reader of a fast stream', function () {
     ['HTTP/2', slowReadH2],
   ] as const) {
     it(`over ${protocol} holds the upstream back: what it sent beyond what the client read stays flat`, async function () {
-      const { early, late } = await observe(await start(target()));
+      const { early, late } = await observe(() => start(target()));
       expect(late, 'upstream bytes not yet read by the client').to.be.lessThan(kernelBuffers + 1024 * 1024);
       // 3 s at the client's rate is 384 KiB read. The kernel lets the upstream refill in steps when
       // the client side drains (1.4-3.3 MiB measured), never more.
       expect(late - early, 'growth of the gap over 2 s').to.be.lessThan(6 * 1024 * 1024);
+    });
+
+    it(`over ${protocol}, nearly stalled readers: the proxy holds under 1 MiB each beyond the kernel's socket buffers`, async function () {
+      // Pausing at the client socket's 16 KiB mark relayed 16 KiB per drain while undici's upstream
+      // socket read 64 KiB per resume: over HTTP/1.1 2.2 MiB per stream piled up there in seconds.
+      const readers = 8;
+      const sentBefore = upstream.accepted();
+      const reads = await Promise.all(Array.from({ length: readers }, () => start({ ...target(), bytesPerSecond: 1024 })));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        const received = reads.reduce((sum, read) => sum + read.received(), 0);
+        const held = upstream.accepted() - sentBefore - received - kernelQueuedBytes([upstream.port, proxy.port]);
+        expect(held / readers, 'bytes per stream the upstream sent that neither a client nor the kernel holds').to.be.lessThan(1024 * 1024);
+      } finally {
+        for (const read of reads) read.stop();
+      }
     });
   }
 });

@@ -55,7 +55,7 @@ describe('config: parseConfigText', function () {
       expect(config.listen).to.equal('0.0.0.0:443');
       expect(config.workers).to.equal('auto');
       expect(config.admin).to.deep.equal({ listen: '127.0.0.1:9090' });
-      expect(config.log).to.deep.equal({ level: 'info', format: 'json' });
+      expect(config.log).to.deep.equal({ level: 'info', format: 'auto' });
       expect(config.timeouts).to.deep.equal({ connect: 10, first_byte: 600, idle: 300, request_header: 30, keep_alive: 60, shutdown: 30 });
       expect(config.limits).to.deep.equal({ max_body_bytes: 32 * 1024 * 1024, max_header_bytes: 32 * 1024, max_buffered_bytes: 256 * 1024 * 1024 });
     });
@@ -160,15 +160,15 @@ describe('config: parseConfigText', function () {
 
   describe('rejected, with the field path and line:column', function () {
 
-    it('YAML syntax error: position of the parser, path of the field it is in', function () {
-      // The closing quote is missing on line 5; the parser finds out at the end of the document.
+    it('YAML syntax error: at the quote that is never closed, not where the parser found out (the end of the file)', function () {
       const issue = onlyIssue(yaml(...head, '  - type: openai', '    host: "o.example.com', '    endpoint: api.openai.com'));
-      expect(issue).to.deep.equal({ path: 'providers[0].host', message: 'invalid YAML: Missing closing "quote', at: '7:1' });
+      // A broken tree names no field: the position is the whole address.
+      expect(issue).to.deep.equal({ path: '(yaml)', message: 'invalid YAML: this " is never closed', at: '5:11' });
     });
 
     it('YAML syntax error: a tab used for indentation', function () {
       const issue = onlyIssue(yaml(...head, '  - type: openai', '\thost: o.example.com'));
-      expect(issue).to.deep.equal({ path: 'providers[0]', message: 'invalid YAML: Tabs are not allowed as indentation', at: '5:1' });
+      expect(issue).to.deep.equal({ path: '(yaml)', message: 'invalid YAML: Tabs are not allowed as indentation', at: '5:1' });
     });
 
     it('YAML error: an alias to an anchor that does not exist (no stack trace)', function () {
@@ -416,9 +416,9 @@ describe('config: parseConfigText', function () {
         'config.yml',
       );
       expect(parsed.warnings).to.deep.equal([
-        'lsiten: unknown field, ignored (config.yml:1:1)',
-        'providers[0].wieght: unknown field, ignored (config.yml:8:5)',
-        'providers[0].api_keys[0].wieght: unknown field, ignored (config.yml:11:9)',
+        'lsiten: unknown field, ignored; did you mean listen? (config.yml:1:1)',
+        'providers[0].wieght: unknown field, ignored; did you mean weight? (config.yml:8:5)',
+        'providers[0].api_keys[0].wieght: unknown field, ignored; did you mean weight? (config.yml:11:9)',
         'providers[0].health_check.interval: unknown field, ignored (config.yml:14:7)',
       ]);
       // Ignored means ignored: the defaults stand, and the field is not carried along.

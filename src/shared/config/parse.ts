@@ -1,17 +1,23 @@
 // YAML text -> validated, frozen Config. Every problem names the field path and its line:column,
 // because "invalid config" without a position costs an operator minutes per typo.
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type YAMLError } from 'yaml';
+import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import type { z } from 'zod';
+import { formatPath, type ConfigPath } from './path.js';
 import { configSchema, type Config, type ProviderConfig } from './schema.js';
-import { checkSemantics } from './semantics.js';
+import { checkSemantics, checkSemanticWarnings } from './semantics.js';
+import { knownKeysAt, misplacedLevel, nearestName, requiredHint, requiredTogether, type Misplaced } from './suggest.js';
+import { excerpt, pathAtOffset, treeIssue, yamlErrorIssues, yamlPath } from './yaml-errors.js';
 
-export type ConfigPath = readonly (string | number)[];
+export { formatPath, type ConfigPath };
 
 export interface ConfigIssue {
+  /** The field, as `providers[0].host`; `(yaml)` for a syntax error, which the broken tree cannot place. */
   path: string;
   message: string;
   line?: number;
   column?: number;
+  /** The source line and a caret under the column, printed under the message. */
+  excerpt?: string;
 }
 
 export class ConfigError extends Error {
@@ -34,15 +40,10 @@ export interface ParsedConfig {
   locate: (path: ConfigPath) => { line: number; column: number } | undefined;
 }
 
-export function formatPath(path: ConfigPath): string {
-  let out = '';
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
-  return out === '' ? '(top level)' : out;
-}
-
 export function formatIssue(file: string, issue: ConfigIssue): string {
   const where = issue.line === undefined ? file : `${file}:${issue.line}:${issue.column ?? 1}`;
-  return `${issue.path}: ${issue.message} (${where})`;
+  const head = issue.path === yamlPath ? `${issue.message} (${where})` : `${issue.path}: ${issue.message} (${where})`;
+  return issue.excerpt === undefined ? head : `${head}\n${issue.excerpt}`;
 }
 
 /** Locates a config path in the YAML source; the nearest existing ancestor when the field is missing. */
@@ -99,51 +100,12 @@ function deleteAt(root: unknown, path: ConfigPath, key: string): void {
   if (node && typeof node === 'object') delete (node as Record<string, unknown>)[key];
 }
 
-/** The path of the deepest key or value at a source offset: where a YAML error sits in config terms. */
-function pathAtOffset(node: unknown, offset: number, path: (string | number)[] = []): (string | number)[] {
-  // range[1] is where the value ends; range[2] would also take in the trailing blank lines and
-  // comments, and blame a bad indent on the next line on the field above it.
-  const within = (range: readonly number[] | null | undefined) => !!range && offset >= (range[0] ?? 0) && offset <= (range[1] ?? -1);
-  if (isMap(node)) {
-    // A syntax error can leave null or multi-word keys behind; they name nothing in config.yml.
-    const pairs = node.items.flatMap((pair) =>
-      isScalar(pair.key) && typeof pair.key.value === 'string' && !/\s/.test(pair.key.value) ? [{ key: pair.key, name: pair.key.value, value: pair.value }] : [],
-    );
-    // Keys first: a block value's range runs up to the next key, so a duplicate key would
-    // otherwise be blamed on the value above it.
-    const hit = pairs.find((pair) => within(pair.key.range));
-    if (hit) return [...path, hit.name];
-    const inside = pairs.find((pair) => isNode(pair.value) && within(pair.value.range));
-    if (inside) return pathAtOffset(inside.value, offset, [...path, inside.name]);
-  } else if (isSeq(node)) {
-    for (const [index, item] of node.items.entries()) {
-      if (isNode(item) && within(item.range)) return pathAtOffset(item, offset, [...path, index]);
-    }
-  }
-  return path;
-}
-
-function yamlIssue(doc: Document, lines: LineCounter, err: Pick<YAMLError, 'code' | 'message' | 'pos'>): ConfigIssue {
-  const offset = err.pos[0];
-  const pos = lines.linePos(offset);
-  const path = pathAtOffset(doc.contents, offset);
-  let message = `invalid YAML: ${err.message.split('\n')[0] ?? err.message}`;
-  const key = path.at(-1);
-  if (err.code === 'DUPLICATE_KEY' && typeof key === 'string') {
-    const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
-    const first = isMap(parent) ? parent.items.find((pair) => isScalar(pair.key) && String(pair.key.value) === key) : undefined;
-    const firstAt = first && isScalar(first.key) && first.key.range ? lines.linePos(first.key.range[0]).line : undefined;
-    message = `duplicate key${firstAt === undefined ? '' : `, first set on line ${firstAt}`}; YAML keys must be unique`;
-  }
-  return { path: path.length > 0 ? formatPath(path) : '(yaml)', message, line: pos.line, column: pos.col };
-}
-
 /**
  * Aliases fail only when resolved: an unknown anchor, or so many aliases that resolving them would
  * blow up memory (the "billion laughs" document). Either is the file's fault, so a ConfigError at the
  * alias rather than a stack trace.
  */
-function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown {
+function toPlainValue(text: string, doc: Document, lines: LineCounter, file: string): unknown {
   try {
     return doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
@@ -157,8 +119,8 @@ function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown 
       },
     });
     const message = (err as Error).message;
-    if (!culprit?.range) throw new ConfigError(file, [{ path: '(yaml)', message: `invalid YAML: ${message}` }]);
-    throw new ConfigError(file, [yamlIssue(doc, lines, { code: 'BAD_ALIAS', message, pos: [culprit.range[0], culprit.range[1]] })]);
+    if (!culprit?.range) throw new ConfigError(file, [{ path: yamlPath, message: `invalid YAML: ${message}` }]);
+    throw new ConfigError(file, [treeIssue(text, lines, doc, { code: 'BAD_ALIAS', message, pos: [culprit.range[0], culprit.range[1]] })]);
   }
 }
 
@@ -167,7 +129,7 @@ function toPlainValue(doc: Document, lines: LineCounter, file: string): unknown 
  * turned into an object it would silently become a string ("a,b"), with a runtime warning instead
  * of an error.
  */
-function rejectCollectionKeys(doc: Document, lines: LineCounter, file: string): void {
+function rejectCollectionKeys(text: string, doc: Document, lines: LineCounter, file: string): void {
   let bad: { range?: [number, number, number] | null } | undefined;
   visit(doc, {
     Pair(_key, pair) {
@@ -180,7 +142,8 @@ function rejectCollectionKeys(doc: Document, lines: LineCounter, file: string): 
   });
   if (bad === undefined) return;
   const at = bad.range ? lines.linePos(bad.range[0]) : undefined;
-  throw new ConfigError(file, [{ path: '(yaml)', message: 'invalid YAML: a key must be a plain value, not a list or a map', ...(at ? { line: at.line, column: at.col } : {}) }]);
+  const where = at ? { line: at.line, column: at.col, excerpt: excerpt(text, lines, at.line, at.col) } : {};
+  throw new ConfigError(file, [{ path: yamlPath, message: 'invalid YAML: a key must be a plain value, not a list or a map', ...where }]);
 }
 
 function byPosition(a: { line?: number; column?: number }, b: { line?: number; column?: number }): number {
@@ -200,27 +163,46 @@ function validProviders(raw: unknown): (ProviderConfig | undefined)[] {
 export function parseConfigText(text: string, file: string): ParsedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((err) => yamlIssue(doc, lines, err)).sort(byPosition));
-  rejectCollectionKeys(doc, lines, file);
-  const raw = toPlainValue(doc, lines, file);
+  // Nothing is validated in a document that did not parse: its tree is not the one the file meant.
+  if (doc.errors.length > 0) throw new ConfigError(file, yamlErrorIssues(text, lines, doc, doc.errors));
+  rejectCollectionKeys(text, doc, lines, file);
+  const raw = toPlainValue(text, doc, lines, file);
   const locate = createLocator(doc, lines);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ path: '(top level)', message: 'the config must be a YAML map', ...(locate([]) ?? { line: 1, column: 1 }) }]);
   }
 
-  const warnings: { path: string; message: string; line?: number; column?: number }[] = [];
+  const warnings: ConfigIssue[] = doc.warnings.map((warning) => {
+    const pos = lines.linePos(warning.pos[0]);
+    return { path: formatPath(pathAtOffset(doc.contents, warning.pos[0])), message: `YAML: ${warning.message.split('\n')[0] ?? warning.message}`, line: pos.line, column: pos.col };
+  });
+  const misplaced: Misplaced[] = [];
   let result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const unknown = result.error.issues.filter((issue) => issue.code === 'unrecognized_keys');
     const real = result.error.issues.filter((issue) => issue.code !== 'unrecognized_keys');
     for (const issue of unknown) {
+      const known = knownKeysAt(configSchema, issue.path as ConfigPath);
       for (const key of issue.keys) {
-        warnings.push({ path: formatPath([...(issue.path as ConfigPath), key]), message: 'unknown field, ignored', ...locate(issue.path as ConfigPath, key) });
+        const elsewhere = misplacedLevel(configSchema, issue.path as ConfigPath, key);
+        if (elsewhere !== undefined) misplaced.push({ name: key, level: elsewhere, line: locate(issue.path as ConfigPath, key)?.line });
+        const nearest = nearestName(key, known);
+        const message =
+          elsewhere !== undefined
+            ? `unknown field, ignored; ${key} is a field of ${elsewhere}: check this line's indentation`
+            : nearest === undefined
+              ? 'unknown field, ignored'
+              : `unknown field, ignored; did you mean ${nearest}?`;
+        warnings.push({ path: formatPath([...(issue.path as ConfigPath), key]), message, ...locate(issue.path as ConfigPath, key) });
         deleteAt(raw, issue.path as ConfigPath, key);
       }
     }
     if (real.length > 0) {
-      const issues: ConfigIssue[] = real.map((issue) => ({ path: formatPath(issue.path as ConfigPath), message: issueMessage(issue), ...locate(issue.path as ConfigPath) }));
+      const issues = requiredTogether(real.map((issue) => ({ path: issue.path as ConfigPath, message: issueMessage(issue) }))).map(({ path, message }) => ({
+        path: formatPath(path),
+        message: message === 'is required' ? requiredHint(path, misplaced) : message,
+        ...locate(path),
+      }));
       // Report every problem in one run: cross-field rules over the providers that did parse.
       const reported = new Set(issues.map((issue) => issue.path));
       for (const { path, message } of checkSemantics({ providers: validProviders(raw) })) {
@@ -234,6 +216,10 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
 
   const semanticIssues = checkSemantics(result.data).map(({ path, message }) => ({ path: formatPath(path), message, ...locate(path) }));
   if (semanticIssues.length > 0) throw new ConfigError(file, semanticIssues.sort(byPosition), formatWarnings(file, warnings));
+  const keyLine = (path: ConfigPath) => locate(path.slice(0, -1), String(path.at(-1)))?.line;
+  for (const { path, message, at } of checkSemanticWarnings(result.data, keyLine)) {
+    warnings.push({ path: formatPath(path), message, ...locate(at.slice(0, -1), String(at.at(-1))) });
+  }
   return {
     config: deepFreeze(result.data),
     warnings: formatWarnings(file, warnings),

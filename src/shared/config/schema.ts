@@ -42,7 +42,7 @@ const clientKeyEntry = z.union(
     nonEmpty('client key'),
     z.strictObject({
       key: nonEmpty('client key'),
-      name: z.string().min(1).optional().describe('Shown in logs, metrics and /status instead of a masked key.'),
+      name: z.string().min(1).optional().describe('Shown in logs, metrics and /status instead of the key fingerprint (key:xxxxxxxx).'),
       rate_limit: rateLimit.optional(),
     }),
   ],
@@ -173,9 +173,10 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-        format: z.enum(['json', 'pretty']).default('json'),
+        // auto: pretty when stdout is a terminal, JSON lines otherwise (a pipe, a file, journald).
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
       })
-      .default({ level: 'info', format: 'json' }),
+      .default({ level: 'info', format: 'auto' }),
     timeouts: z
       .strictObject({
         connect: seconds(10, 'Upstream connect timeout'),

@@ -70,3 +70,30 @@ export function checkSemantics(config: SemanticInput): SemanticIssue[] {
   checkKeyLimits(config, issues);
   return issues;
 }
+
+export interface SemanticWarning extends SemanticIssue {
+  /** The field the warning is shown at. */
+  at: (string | number)[];
+}
+
+/**
+ * Allowed but likely not what was meant. `api_key` and `api_keys` on one provider are both used, as
+ * the original does (`api_keys` first, then the `api_key` strings with the provider weight): a config
+ * that ran under the original must still start, so this is said, not refused.
+ */
+export function checkSemanticWarnings(config: SemanticInput, lineOf: (path: (string | number)[]) => number | undefined): SemanticWarning[] {
+  const warnings: SemanticWarning[] = [];
+  config.providers.forEach((provider, index) => {
+    if (provider?.api_key === undefined || provider.api_keys === undefined) return;
+    const line = (field: string) => {
+      const at = lineOf(['providers', index, field]);
+      return at === undefined ? field : `${field} (line ${at})`;
+    };
+    warnings.push({
+      path: ['providers', index],
+      at: ['providers', index, 'api_key'],
+      message: `${line('api_key')} and ${line('api_keys')} both set; the keys of both are used (api_keys first, then api_key with the provider weight); use api_keys alone for several keys`,
+    });
+  });
+  return warnings;
+}
