@@ -1,6 +1,7 @@
 // Runs the built CLI as an operator would: a temporary config.yml, a real cluster, real TLS. Every
 // byte the proxy prints is kept (test/integration/zz-no-secrets checks it for keys at the end).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +11,43 @@ import { writeCertificates } from './certs.js';
 
 export const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
-/** Everything any proxy process printed during this test run. */
-export const printedByProxies: string[] = [];
-/** Every key (client or upstream) written into a test config during this run. */
-export const keysUsed = new Set<string>();
+// `npm test` runs most files in parallel worker processes and the whole-suite secrets check
+// (zz-no-secrets) after them, in another process: with LLM_PROXY_TEST_RECORD_DIR set, what each
+// process records here is also appended to files there, one pair per process, for that check to read.
+const recordDir = process.env.LLM_PROXY_TEST_RECORD_DIR;
+
+class RecordedOutput extends Array<string> {
+  override push(...items: string[]): number {
+    if (recordDir !== undefined) appendFileSync(join(recordDir, `output-${process.pid}.log`), items.join(''));
+    return super.push(...items);
+  }
+}
+
+class RecordedKeys extends Set<string> {
+  override add(key: string): this {
+    if (recordDir !== undefined && !this.has(key)) appendFileSync(join(recordDir, `keys-${process.pid}.json`), `${JSON.stringify(key)}\n`);
+    return super.add(key);
+  }
+}
+
+/** Everything any proxy process printed during this test run (in this process). */
+export const printedByProxies: string[] = new RecordedOutput();
+/** Every key (client or upstream) written into a test config during this run (in this process). */
+export const keysUsed: Set<string> = new RecordedKeys();
+
+/** What every test process recorded: this one's, or with a record dir, all of them. */
+export function recordedRun(): { output: string; keys: Set<string> } {
+  if (recordDir === undefined) return { output: printedByProxies.join(''), keys: keysUsed };
+  const names = readdirSync(recordDir);
+  const output = names.filter((name) => name.startsWith('output-')).map((name) => readFileSync(join(recordDir, name), 'utf8')).join('');
+  const keys = new Set(
+    names
+      .filter((name) => name.startsWith('keys-'))
+      .flatMap((name) => readFileSync(join(recordDir, name), 'utf8').split('\n').filter((line) => line !== ''))
+      .map((line) => JSON.parse(line) as string),
+  );
+  return { output, keys };
+}
 
 export interface LogLine {
   level: number;

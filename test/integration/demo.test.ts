@@ -59,13 +59,13 @@ describe('npm run demo', function () {
     return { demo, dir, port, adminPort };
   }
 
-  // [how it is started, what is signalled, the signal]. SIGINT to npm's pid alone reaches the demo
+  // [how it is started, what is signalled, the signal]: each signal the issue names, each process of
+  // the chain, one npm run (its build is the slow part). SIGINT to npm's pid alone reaches the demo
   // only because package.json's script execs tsx: npm passes the signal to its child, and a shell
   // left in between (dash, waiting for a command) would hold a SIGINT until that command ended.
   const stopCases = [
-    { launch: 'npm', target: 'npm (the top pid)', signal: 'SIGTERM' },
     { launch: 'npm', target: 'npm (the top pid)', signal: 'SIGINT' },
-    { launch: 'tsx', target: 'tsx (the top pid)', signal: 'SIGINT' },
+    { launch: 'tsx', target: 'tsx (the top pid)', signal: 'SIGTERM' },
     { launch: 'tsx', target: 'the whole process group, as a closing terminal does', signal: 'SIGHUP' },
     { launch: 'node', target: 'the demo script itself', signal: 'SIGKILL' },
   ] as const;
