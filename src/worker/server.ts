@@ -85,7 +85,15 @@ export function createProxyServer({ snapshot, log, onExchange, nextRequestId }: 
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', noop);
     const counter = openPerSession.get(stream.session as ServerHttp2Session);
-    if (counter !== undefined && counter.open >= maxStreamsPerSession) return stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
+    if (counter !== undefined && counter.open >= maxStreamsPerSession) {
+      // Not from inside this event: it runs within nghttp2's frame callbacks, and an RST_STREAM
+      // submitted there during a rapid-reset flood corrupted the worker's heap ("corrupted size vs.
+      // prev_size", SIGABRT; seen about once in five runs of hostile-clients on a loaded machine).
+      setImmediate(() => {
+        if (!stream.destroyed) stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
+      });
+      return;
+    }
     if (counter !== undefined) counter.open += 1;
     openStreams.add(stream);
     // One listener per stream for both counts.

@@ -235,7 +235,11 @@ describe('hostile clients (2 workers)', function () {
         session.close();
       }
       const after = await workers();
-      expect(after.restarts).to.equal(0);
+      // Why a worker went, should one have: the supervisor's line carries its exit code or signal,
+      // and a worker that died of an exception logged it just before.
+      const exits = fx.proxy.logs.filter((line) => line.level >= 50 || /exited|uncaught/.test(line.msg));
+      const stderr = fx.proxy.output().split('\n').filter((line) => line !== '' && !line.startsWith('{')).slice(0, 30);
+      expect(after.restarts, JSON.stringify({ exits, stderr })).to.equal(0);
       expect(after.list.map((w) => w.pid).sort()).to.deep.equal(workersBefore.list.map((w) => w.pid).sort());
     });
   });
