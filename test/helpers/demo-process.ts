@@ -3,7 +3,6 @@
 // every process it started is gone again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +26,8 @@ const launchers: Record<DemoLaunch, (args: string[]) => [string, string[]]> = {
   tsx: (args) => [`${repoRoot}node_modules/.bin/tsx`, ['scripts/demo.ts', ...args]],
   node: (args) => [process.execPath, ['--import', 'tsx', 'scripts/demo.ts', ...args]],
 };
+
+export { isRefused } from './free-port.js';
 
 export function startDemo(args: string[], opts: { launch: DemoLaunch; env?: NodeJS.ProcessEnv }): DemoProcess {
   const [command, commandArgs] = launchers[opts.launch](args);
@@ -123,14 +124,3 @@ export function commandLine(pid: number): string {
   }
 }
 
-/** True when a connection to 127.0.0.1:port is refused (nothing listens). */
-export function isRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}

@@ -23,7 +23,8 @@ export async function refusedPort(): Promise<number> {
   throw new Error('no refused port found in 20000-31999');
 }
 
-function isRefused(port: number): Promise<boolean> {
+/** True when a connection to 127.0.0.1:port is refused (nothing listens). */
+export function isRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {

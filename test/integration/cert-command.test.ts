@@ -1,34 +1,15 @@
 // `llm-proxy cert --out DIR [--host NAME...]` from the built CLI: a local CA and a server certificate
 // that a real proxy serves and a real client verifies against the written ca.pem; existing files
 // are never overwritten without --force; usage errors exit 2 like every other command.
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
-import { cliPath, printedByProxies, removeConfigDir, startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      printedByProxies.push(stdout, stderr);
-      if (err && (err.killed || typeof err.code !== 'number')) {
-        reject(new Error(`llm-proxy ${args.join(' ')} did not exit by itself (${err.message}):\n${stdout}${stderr}`));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
-}
+import { removeConfigDir, startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 
 /** One HTTPS request to the proxy on 127.0.0.1, verified for `servername` against `ca` alone. */
 function get(port: number, servername: string, ca: string, path: string): Promise<{ status: number; body: string }> {

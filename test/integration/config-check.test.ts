@@ -1,34 +1,14 @@
 // `llm-proxy check -c FILE` from the built CLI, the way an operator runs it before a deploy (like
 // `nginx -t`): exit 0 with a one-line summary, or exit 1 with every problem as path and line:column.
 import { readFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { runCli } from '../helpers/cli.js';
 import { parse } from 'yaml';
 import { writeCertificates, type CertificateFiles } from '../helpers/certs.js';
-import { cliPath, keysUsed, printedByProxies } from '../helpers/proxy-process.js';
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      // Kept for the end-of-suite check that no key is ever printed, error paths included.
-      printedByProxies.push(stdout, stderr);
-      if (err && (err.killed || typeof err.code !== 'number')) {
-        reject(new Error(`llm-proxy ${args.join(' ')} did not exit by itself (${err.message}):\n${stdout}${stderr}`));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
-}
+import { keysUsed } from '../helpers/proxy-process.js';
 
 const keyFields = new Set(['api_key', 'api_keys', 'auth_keys', 'key']);
 
