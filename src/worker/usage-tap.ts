@@ -4,12 +4,16 @@
 // whole usage each time only the last such document is parsed, once, at the end. Asked to, it also
 // counts the bytes of generated text relayed (a byte search for the provider's text keys in each
 // document), which is what a response that reports no usage is charged by; that costs about 1 µs an
-// event (measured, four keys), so only responses to keys with tokens_per_minute pay it. A compressed
-// body is decoded here for the tap alone; the client gets the bytes as they came.
+// event (measured, four keys), so only responses to keys with tokens_per_minute pay it. A JSON body
+// that is one object is never parsed whole: its usage is read from its last 64 KiB (json-tail.ts),
+// which keeps a 10 MB answer from holding the worker's event loop (it took 90 to 120 ms parsed whole
+// and stalled every stream on the worker). A compressed body is decoded here for the tap alone; the
+// client gets the bytes as they came.
 import type { Transform } from 'node:stream';
 import { contentDecoder, isIdentity } from './content-decoders.js';
 import { JsonDocuments } from '../shared/usage/json-documents.js';
-import { hasObjectKey, lastObjectValue, stringValueBytes } from '../shared/usage/json-key.js';
+import { hasObjectKey, StringValueCounter, stringValueBytes } from '../shared/usage/json-key.js';
+import { topLevelObjectValue } from '../shared/usage/json-tail.js';
 import { SseParser } from '../shared/usage/sse-parser.js';
 import { emptyUsage, type TokenUsage, type UsageFormat } from '../shared/usage/token-usage.js';
 
@@ -27,7 +31,7 @@ type UpstreamHeaders = Record<string, string | string[] | undefined>;
 /**
  * Larger than any usage-bearing document a provider sends (a Responses API `response.completed`
  * event repeats the whole output: 1 MiB is some 250k tokens, past every model's output limit); a
- * larger one is skipped instead of held (a JSON body keeps its tail, where usage is). It is what
+ * larger one is skipped instead of held (a JSON object body is only ever kept as its tail). It is what
  * bounds the tap's part of the memory one exchange holds, whatever the client's reading speed
  * (docs/security.md, "Memory held per exchange"); it was 8 MiB.
  */
@@ -91,7 +95,7 @@ class UsageCollector {
   }
 
   tail(bytes: Buffer): void {
-    const value = lastObjectValue(bytes, this.#quotedKey);
+    const value = topLevelObjectValue(bytes, this.#quotedKey);
     if (value !== undefined) this.#found = this.#format.read({ [this.#format.key]: value }, this.#usage) || this.#found;
   }
 
@@ -119,6 +123,8 @@ class BodyTap implements UsageTap {
   readonly #collector: UsageCollector;
   readonly #splitter: SseParser | JsonDocuments;
   readonly #textKeys: readonly Buffer[];
+  /** Text in an object body, counted as its chunks pass (it is never held whole). */
+  readonly #chunkCounters: readonly StringValueCounter[];
   #textBytes = 0;
   #finished = false;
 
@@ -126,13 +132,17 @@ class BodyTap implements UsageTap {
     const collector = new UsageCollector(format);
     this.#collector = collector;
     this.#textKeys = countText ? quotedTextKeysOf(format) : [];
+    this.#chunkCounters = eventStream ? [] : this.#textKeys.map((key) => new StringValueCounter(key));
     const document = (bytes: Buffer) => {
       collector.document(bytes);
       for (const key of this.#textKeys) this.#textBytes += stringValueBytes(bytes, key);
     };
+    const chunk = (bytes: Buffer) => {
+      for (const counter of this.#chunkCounters) counter.push(bytes);
+    };
     this.#splitter = eventStream
       ? new SseParser((_event, data) => document(data), maxDocumentBytes)
-      : new JsonDocuments({ document, tail: (bytes) => collector.tail(bytes) }, maxDocumentBytes);
+      : new JsonDocuments({ document, tail: (bytes) => collector.tail(bytes), chunk }, maxDocumentBytes);
   }
 
   push(chunk: Buffer): void {
@@ -143,6 +153,7 @@ class BodyTap implements UsageTap {
     if (this.#finished) return;
     this.#finished = true;
     this.#splitter.finish();
+    for (const counter of this.#chunkCounters) this.#textBytes += counter.bytes;
     done(this.#collector.result(), this.#textBytes);
   }
 }

@@ -2,8 +2,9 @@
 // byte-level key searches and the request-body model reader. Every stream is also fed split at every
 // byte, since a provider's chunking is arbitrary.
 import { expect } from 'chai';
-import { JsonDocuments } from '../../src/shared/usage/json-documents.js';
-import { hasObjectKey, lastObjectValue } from '../../src/shared/usage/json-key.js';
+import { JsonDocuments, tailBytes } from '../../src/shared/usage/json-documents.js';
+import { hasObjectKey, StringValueCounter, stringValueBytes } from '../../src/shared/usage/json-key.js';
+import { topLevelObjectValue } from '../../src/shared/usage/json-tail.js';
 import { createTopLevelStringReader } from '../../src/shared/usage/model-name.js';
 
 const readModel = createTopLevelStringReader('model');
@@ -77,19 +78,37 @@ describe('SSE parser', function () {
   });
 });
 
-function documents(pieces: Buffer[], max = 1024 * 1024): { docs: string[]; tails: string[] } {
+function documents(pieces: Buffer[], max = 1024 * 1024): { docs: string[]; tails: string[]; chunkBytes: number } {
   const docs: string[] = [];
   const tails: string[] = [];
-  const splitter = new JsonDocuments({ document: (bytes) => docs.push(bytes.toString('utf8')), tail: (bytes) => tails.push(bytes.toString('utf8')) }, max);
+  let chunkBytes = 0;
+  const sink = { document: (bytes: Buffer) => docs.push(bytes.toString('utf8')), tail: (bytes: Buffer) => tails.push(bytes.toString('utf8')), chunk: (bytes: Buffer) => (chunkBytes += bytes.length) };
+  const splitter = new JsonDocuments(sink, max);
   for (const piece of pieces) splitter.push(piece);
   splitter.finish();
-  return { docs, tails };
+  return { docs, tails, chunkBytes };
 }
 
 describe('JSON document splitter', function () {
-  it('a body that is one object is one document', function () {
+  it('a small body that is one object is its own tail, at every split, and passes as chunks', function () {
     const body = ' {"usage":{"a":1},"text":"} ] {"}';
-    for (const pieces of splits(body)) expect(documents(pieces).docs).to.deep.equal([body.trim()]);
+    for (const pieces of splits(body)) {
+      const result = documents(pieces);
+      expect(result.docs).to.deep.equal([]);
+      expect(result.tails).to.deep.equal([body.trim()]);
+      expect(result.chunkBytes).to.equal(body.trim().length);
+    }
+  });
+
+  it('of a large object body only the last 64 KiB are kept, however it was chunked', function () {
+    const big = `{"data":"${'x'.repeat(300_000)}","usage":{"n":3}}`;
+    for (const size of [1, 1000, 16_384, 65_536, 70_000, 400_000]) {
+      const pieces = [];
+      for (let at = 0; at < big.length; at += size) pieces.push(Buffer.from(big.slice(at, at + size)));
+      const result = documents(size === 1 ? [pieces[0] as Buffer, ...pieces.slice(-70_000)] : pieces);
+      expect(result.tails, `pieces of ${size}`).to.have.length(1);
+      expect(result.tails[0], `pieces of ${size}`).to.equal(big.slice(-tailBytes));
+    }
   });
 
   it('an array body yields each object element, whatever is in its strings, at every split', function () {
@@ -102,12 +121,7 @@ describe('JSON document splitter', function () {
     expect(documents([Buffer.from('[{"a":1}\n,{"b":2}\n,{"c":')]).docs).to.deep.equal(['{"a":1}', '{"b":2}']);
   });
 
-  it('an object over the cap is kept only as its tail; an element over the cap is skipped', function () {
-    const big = `{"data":"${'x'.repeat(50_000)}","usage":{"n":3}}`;
-    const result = documents([Buffer.from(big.slice(0, 30_000)), Buffer.from(big.slice(30_000))], 10_000);
-    expect(result.docs).to.deep.equal([]);
-    expect(result.tails).to.have.length(1);
-    expect(big.endsWith(result.tails[0] as string)).to.equal(true);
+  it('an array element over the cap is skipped', function () {
     expect(documents([Buffer.from(`[{"a":"${'x'.repeat(20_000)}"},{"b":1}]`)], 10_000).docs).to.deep.equal(['{"b":1}']);
   });
 });
@@ -121,10 +135,49 @@ describe('byte-level key search', function () {
     expect(hasObjectKey(Buffer.from('{"content":"say \\"usage\\":{ here"}'), key)).to.equal(false);
   });
 
-  it('lastObjectValue parses the last whole object for the key in a fragment', function () {
-    const fragment = Buffer.from('x","inner":{"usage":{"a":1}}],"usage":{"prompt_tokens":5,"d":{"e":"}"}}}');
-    expect(lastObjectValue(fragment, key)).to.deep.equal({ prompt_tokens: 5, d: { e: '}' } });
-    expect(lastObjectValue(Buffer.from('"usage":{"a":1'), key)).to.equal(undefined);
+  it('topLevelObjectValue reads the top-level member from the end, whatever is nested or quoted', function () {
+    const document = {
+      id: 'r-1',
+      output: [{ type: 'function_call', arguments: '{"usage":{"fake":1}} \\" } ]' }],
+      tools: [{ parameters: { properties: { usage: { type: 'object' } } } }],
+      usage: { prompt_tokens: 5, d: { e: '}"{\\' } },
+      after: { usage: { fake: 2 } },
+      note: 'ends with a backslash \\',
+      n: -1.5e3,
+      flag: true,
+      empty: null,
+      list: [1, [2, { usage: {} }]],
+    };
+    const text = `${JSON.stringify(document, null, 1)}\n`;
+    expect(topLevelObjectValue(Buffer.from(text), key)).to.deep.equal(document.usage);
+    // Cut anywhere before the member, the tail still gives it; cut inside it, nothing.
+    const at = text.indexOf('"usage": {\n  "prompt_tokens"');
+    for (let from = 0; from <= at; from += 7) expect(topLevelObjectValue(Buffer.from(text.slice(from)), key), `from ${from}`).to.deep.equal(document.usage);
+    for (let from = at + 1; from < at + 20; from++) expect(topLevelObjectValue(Buffer.from(text.slice(from)), key), `from ${from}`).to.equal(undefined);
+  });
+
+  it('topLevelObjectValue finds nothing where the key is only nested, not an object, or the text is not an object', function () {
+    expect(topLevelObjectValue(Buffer.from('{"a":{"usage":{"x":1}},"b":[{"usage":{"y":2}}]}'), key)).to.equal(undefined);
+    expect(topLevelObjectValue(Buffer.from('{"usage":null,"b":1}'), key)).to.equal(undefined);
+    expect(topLevelObjectValue(Buffer.from('[{"usage":{"x":1}}]'), key)).to.equal(undefined);
+    expect(topLevelObjectValue(Buffer.from('{"usage":{"x":1},'), key)).to.equal(undefined);
+    expect(topLevelObjectValue(Buffer.from('{}'), key)).to.equal(undefined);
+    expect(topLevelObjectValue(Buffer.from('{"usage":{"x":1 2}}'), key)).to.equal(undefined);
+  });
+
+  it('StringValueCounter counts what stringValueBytes counts, however the body is chunked', function () {
+    const text = Buffer.from(JSON.stringify({ choices: [{ text: 'a\\"b\\\\', other: 'text', more: { text: 'ü€ "quoted" \\' } }], text: 7, x: { text: '' } }));
+    const textKey = Buffer.from('"text"');
+    const whole = stringValueBytes(text, textKey);
+    expect(whole).to.be.greaterThan(20);
+    for (const pieces of splits(text)) {
+      const counter = new StringValueCounter(textKey);
+      for (const piece of pieces) counter.push(piece);
+      // A chunk end between a key and its value's opening quote misses that value; elsewhere, exact.
+      const cut = (pieces[0] as Buffer).length;
+      const cutsKey = pieces.length === 2 && [...text.toString('latin1').matchAll(/"text":/g)].some((m) => m.index < cut && cut <= m.index + 7);
+      if (pieces.length !== text.length && !cutsKey) expect(counter.bytes, `split at ${(pieces[0] as Buffer).length}`).to.equal(whole);
+    }
   });
 });
 

@@ -57,3 +57,24 @@ describe('usage tap: bounded memory for large usage documents', function () {
     expect(finished(tap)).to.equal(2);
   });
 });
+
+describe('usage tap: a non-streamed JSON answer is never held whole (issue 17)', function () {
+  it('keeps only the last chunks of a 1 MiB answer and still reads its usage', async function () {
+    const tap = createUsageTap(providerTables.openai.usage, { 'content-type': 'application/json' }, false);
+    if (tap === undefined) throw new Error('no tap');
+    const body = Buffer.from(JSON.stringify({ choices: [{ message: { content: 'x'.repeat(1000 * 1024) } }], usage: { prompt_tokens: 3, completion_tokens: 9 } }));
+    const chunkBytes = 64 * 1024;
+    // Under the old cap of 1 MiB the tap held every chunk until the end, then parsed them whole.
+    let first: WeakRef<ArrayBufferLike>;
+    (() => {
+      const chunk = Buffer.from(body.subarray(0, chunkBytes));
+      first = new WeakRef(chunk.buffer);
+      tap.push(chunk);
+    })();
+    for (let at = chunkBytes; at < body.length; at += chunkBytes) tap.push(Buffer.from(body.subarray(at, at + chunkBytes)));
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(first!.deref(), 'the first chunk is still held').to.equal(undefined);
+    expect(finished(tap)).to.equal(9);
+  });
+});

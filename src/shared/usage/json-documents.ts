@@ -1,15 +1,24 @@
-// Finds the JSON documents of a response body as it streams past: a body that is one object is one
-// document (held up to a cap, then only its tail is kept), and a body that is an array, as Gemini's
-// streamGenerateContent sends without `alt=sse`, yields each object element as soon as it closes, so
-// a stream cut short still gives every element that arrived whole.
+// Finds the JSON documents of a response body as it streams past. A body that is one object is never
+// held whole: only its last bytes are kept, where providers put usage (json-tail.ts reads it from
+// there), so memory and CPU per response stay flat in body size; its chunks are shown as they pass
+// for what counts text. A body that is an array, as Gemini's streamGenerateContent sends without
+// `alt=sse`, yields each object element as soon as it closes, so a stream cut short still gives
+// every element that arrived whole.
 
 export interface JsonDocumentSink {
+  /** An element of an array body, whole. */
   document(bytes: Buffer): void;
-  /** The end of an object body too large to hold whole. */
+  /** The last bytes of an object body (all of it when it is small), at its end. */
   tail(bytes: Buffer): void;
+  /** A chunk of an object body, as it passes. */
+  chunk(bytes: Buffer): void;
 }
 
-const tailBytes = 16 * 1024;
+/**
+ * What is kept of an object body: usage and the members after it fit many times over (the Responses
+ * API's `metadata`, the largest that follows usage, is at most 16 pairs of 512 characters).
+ */
+export const tailBytes = 64 * 1024;
 
 type Mode = 'start' | 'object' | 'array' | 'ignore';
 
@@ -18,7 +27,9 @@ export class JsonDocuments {
   #pieces: Buffer[] = [];
   #size = 0;
   #overflow = false;
-  #tail: Buffer = Buffer.alloc(0);
+  /** Object mode: the latest chunks, as few as hold the last tailBytes of the body. */
+  #tailChunks: Buffer[] = [];
+  #tailSize = 0;
   // Array mode: a small scanner that knows strings, escapes and nesting depth.
   #depth = 0;
   #inString = false;
@@ -43,26 +54,23 @@ export class JsonDocuments {
   }
 
   finish(): void {
-    if (this.#mode === 'object') {
-      if (this.#overflow) this.sink.tail(this.#tail);
-      else if (this.#size > 0) this.sink.document(Buffer.concat(this.#pieces, this.#size));
+    if (this.#mode === 'object' && this.#tailSize > 0) {
+      const kept = Buffer.concat(this.#tailChunks, this.#tailSize);
+      this.sink.tail(kept.length <= tailBytes ? kept : kept.subarray(kept.length - tailBytes));
     }
     this.#pieces = [];
+    this.#tailChunks = [];
+    this.#tailSize = 0;
     this.#mode = 'ignore';
   }
 
   #collect(chunk: Buffer): void {
-    if (!this.#overflow && this.#size + chunk.length <= this.maxDocumentBytes) {
-      this.#pieces.push(chunk);
-      this.#size += chunk.length;
-      return;
-    }
-    if (!this.#overflow) {
-      this.#overflow = true;
-      this.#tail = lastBytes(Buffer.concat(this.#pieces, this.#size), tailBytes);
-      this.#pieces = [];
-    }
-    this.#tail = lastBytes(Buffer.concat([this.#tail, chunk]), tailBytes);
+    if (chunk.length === 0) return;
+    this.sink.chunk(chunk);
+    this.#tailChunks.push(chunk);
+    this.#tailSize += chunk.length;
+    // Drop whole chunks from the front while the rest still holds tailBytes: no copy per chunk.
+    while (this.#tailSize - (this.#tailChunks[0] as Buffer).length >= tailBytes) this.#tailSize -= (this.#tailChunks.shift() as Buffer).length;
   }
 
   #scan(chunk: Buffer): void {
@@ -122,8 +130,4 @@ function firstSignificant(chunk: Buffer): number {
     if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09 && byte !== 0xef && byte !== 0xbb && byte !== 0xbf) return i;
   }
   return -1;
-}
-
-function lastBytes(buffer: Buffer, n: number): Buffer {
-  return buffer.length <= n ? buffer : Buffer.from(buffer.subarray(buffer.length - n));
 }

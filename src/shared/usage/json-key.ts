@@ -1,7 +1,7 @@
 // Byte-level looks into JSON text that avoid parsing it: whether a key with an object value occurs
-// (the cheap test that decides if a document is worth a JSON.parse), the last such object in a
-// fragment (the end of a body too large to hold whole), and how many bytes of text a key's string
-// values hold (what a response without usage is charged by). Inside a JSON string a quote is always
+// (the cheap test that decides if a document is worth a JSON.parse), and how many bytes of text a
+// key's string values hold (what a response without usage is charged by), in one document or over
+// a body that passes in chunks. Inside a JSON string a quote is always
 // escaped, so `"key"` followed by a colon can only be a key.
 
 function isSpace(byte: number | undefined): boolean {
@@ -63,33 +63,60 @@ function closingQuote(text: Buffer, open: number): number {
   return -1;
 }
 
-/** The last complete `"key": {...}` object in a fragment of JSON, parsed; undefined if none parses. */
-export function lastObjectValue(fragment: Buffer, quotedKey: Buffer): unknown {
-  for (let at = fragment.lastIndexOf(quotedKey); at !== -1; at = at === 0 ? -1 : fragment.lastIndexOf(quotedKey, at - 1)) {
-    const open = objectValueAt(fragment, at, quotedKey.length);
-    if (open === -1) continue;
-    const close = matchingBrace(fragment, open);
-    if (close === -1) continue;
-    try {
-      return JSON.parse(fragment.toString('utf8', open, close + 1));
-    } catch {
-      // not JSON after all (the fragment may start inside a string); try an earlier one
+/**
+ * stringValueBytes over a body that arrives in chunks and is never held whole: a value may run on
+ * across chunk ends (escapes included), so a 10 MB answer's text counts in full. A key cut by a
+ * chunk end is missed, which undercounts by that one value; it is an estimate.
+ */
+export class StringValueCounter {
+  bytes = 0;
+  /** Inside a counted value at the end of the last chunk. */
+  #open = false;
+  /** The last chunk ended inside that value on an odd run of backslashes: the next byte is escaped. */
+  #escaped = false;
+
+  constructor(readonly quotedKey: Buffer) {}
+
+  push(chunk: Buffer): void {
+    let from = 0;
+    if (this.#open) {
+      const close = closingQuoteIn(chunk, 0, this.#escaped);
+      if (close === -1) return this.#runOn(chunk, 0, this.#escaped);
+      this.bytes += close;
+      this.#open = false;
+      from = close + 1;
+    }
+    const key = this.quotedKey;
+    for (let at = chunk.indexOf(key, from); at !== -1; at = chunk.indexOf(key, from)) {
+      from = at + key.length;
+      const open = valueAfterKey(chunk, at, key.length);
+      if (open === -1 || chunk[open] !== 0x22) continue;
+      const close = closingQuoteIn(chunk, open + 1, false);
+      if (close === -1) return this.#runOn(chunk, open + 1, false);
+      this.bytes += close - open - 1;
+      from = close + 1;
     }
   }
-  return undefined;
+
+  /** The chunk ends inside a value that began at `start`. */
+  #runOn(chunk: Buffer, start: number, escapedFirst: boolean): void {
+    this.bytes += chunk.length - start;
+    this.#open = true;
+    this.#escaped = slashRunBefore(chunk, chunk.length, start, escapedFirst) % 2 === 1;
+  }
 }
 
-function matchingBrace(text: Buffer, open: number): number {
-  let depth = 0;
-  let inString = false;
-  for (let i = open; i < text.length; i++) {
-    const byte = text[i];
-    if (inString) {
-      if (byte === 0x5c) i++;
-      else if (byte === 0x22) inString = false;
-    } else if (byte === 0x22) inString = true;
-    else if (byte === 0x7b) depth++;
-    else if (byte === 0x7d && --depth === 0) return i;
+/** Backslashes right before `at`, not looking below `start`; one more if the byte at start is escaped. */
+function slashRunBefore(text: Buffer, at: number, start: number, escapedFirst: boolean): number {
+  let slashes = 0;
+  while (at - 1 - slashes >= start && text[at - 1 - slashes] === 0x5c) slashes++;
+  return at - slashes === start && escapedFirst ? slashes + 1 : slashes;
+}
+
+/** The first unescaped quote at or after `start` inside a string, or -1. */
+function closingQuoteIn(text: Buffer, start: number, escapedFirst: boolean): number {
+  for (let at = text.indexOf(0x22, start); at !== -1; at = text.indexOf(0x22, at + 1)) {
+    if (slashRunBefore(text, at, start, escapedFirst) % 2 === 0) return at;
   }
   return -1;
 }
