@@ -1,6 +1,7 @@
 // Compiles a loaded config into the snapshot workers route by: key expansion, weights, route
 // grouping and auth rules are decided here, once, not per request.
 import { createHash, hash } from 'node:crypto';
+import { acceptMode } from '../shared/accept-mode.js';
 import { parseListenAddress, parseRouteHost } from '../shared/config/address.js';
 import type { ClientKeyEntry, Config, ProviderConfig } from '../shared/config/schema.js';
 import { keyFingerprint } from '../shared/log.js';
@@ -56,7 +57,7 @@ export function buildSnapshot(loaded: LoadedConfig, version: number, ticketKeys:
   return {
     version,
     loadedAt: Date.now(),
-    listen,
+    listen: { ...listen, reusePort: acceptMode() === 'workers' },
     admin,
     tls: { cert: loaded.certPem, key: loaded.keyPem, ticketKeys },
     timeouts: {

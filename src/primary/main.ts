@@ -227,6 +227,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
         config: configPath,
         listen: formatHostPort(address.host, address.port),
         workers: workerCount,
+        accept: snapshot.listen.reusePort ? 'workers' : 'primary',
         routes: snapshot.routes.length,
         configVersion: snapshot.version,
         healthChecks: options.enableHealthCheck,

@@ -34,6 +34,8 @@ export function buildStatus(sources: StatusSources, now = Date.now()): unknown {
     },
     workers: {
       wanted: snapshot.workers,
+      // Who accepts new connections: each worker on its own socket, or the primary (accept-mode.ts).
+      accept: snapshot.listen.reusePort ? 'workers' : 'primary',
       restarts: sources.restarts(),
       list: sources.workers().map((worker) => ({
         id: worker.id,

@@ -90,9 +90,21 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
   let listenWaiter: ListenWaiter | undefined;
   let applyWaiters: { version: number; resolve(): void }[] = [];
   let boundAddress: BoundAddress | undefined;
+  /**
+   * The port a generation's first worker bound when the config says port 0 and every worker binds its
+   * own socket (accept-mode.ts): without it each would get a port of its own. The rest of the
+   * generation, and every replacement, listens there.
+   */
+  const generationPorts = new Map<number, number>();
+  let pendingFirstListen: { generation: number; forkRest(): void } | undefined;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
+  };
+  /** The snapshot as a member must see it: with its generation's port where the config says 0. */
+  const snapshotFor = (member: Member, current: Snapshot): Snapshot => {
+    const port = generationPorts.get(member.generation);
+    return port === undefined || current.listen.port !== 0 ? current : { ...current, listen: { ...current.listen, port } };
   };
   const serving = () => [...members.values()].filter((member) => !member.retiring);
 
@@ -140,7 +152,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         'llm-proxy:hello': () => {
           if (member.drainMs !== undefined) return send(worker, { type: 'llm-proxy:shutdown', deadlineMs: member.drainMs });
           if (snapshot === undefined) return;
-          send(worker, { type: 'llm-proxy:snapshot', snapshot });
+          send(worker, { type: 'llm-proxy:snapshot', snapshot: snapshotFor(member, snapshot) });
           send(worker, { type: 'llm-proxy:health', health: healthTable(worker.id) });
         },
         'llm-proxy:listening': (message) => {
@@ -149,6 +161,12 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
           // confirmed) while its listen was on the way, so this one can be the older.
           member.appliedVersion = Math.max(member.appliedVersion, message.version);
           if (member.generation === generation) boundAddress = message.address;
+          if (snapshot?.listen.reusePort === true && !generationPorts.has(member.generation)) generationPorts.set(member.generation, message.address.port);
+          const first = pendingFirstListen;
+          if (first !== undefined && first.generation === member.generation) {
+            pendingFirstListen = undefined;
+            first.forkRest();
+          }
           log.debug({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
           checkListening();
           checkApplied();
@@ -238,7 +256,15 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         },
       };
     });
-    for (let i = 0; i < count; i++) fork(started);
+    const forkRest = (from: number) => {
+      for (let i = from; i < count; i++) fork(started);
+    };
+    if (snapshot?.listen.reusePort === true && snapshot.listen.port === 0) {
+      pendingFirstListen = { generation: started, forkRest: () => forkRest(1) };
+      fork(started);
+    } else {
+      forkRest(0);
+    }
     return waiting;
   };
 
@@ -252,7 +278,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
     },
     broadcast(next) {
       snapshot = next;
-      for (const member of members.values()) send(member.worker, { type: 'llm-proxy:snapshot', snapshot: next });
+      for (const member of members.values()) send(member.worker, { type: 'llm-proxy:snapshot', snapshot: snapshotFor(member, next) });
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           log.warn({ configVersion: next.version }, 'not every worker confirmed the new config within 5 s');
@@ -299,6 +325,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         // The old generation drains with the routes it had; only the new one needs the new snapshot.
         return address;
       } catch (err) {
+        pendingFirstListen = undefined;
         snapshot = previous;
         for (const member of members.values()) {
           if (member.generation !== generation) continue;

@@ -68,7 +68,8 @@ export interface RouteSpec {
 export interface Snapshot {
   version: number;
   loadedAt: number;
-  listen: { host: string; port: number };
+  /** `reusePort`: each worker binds its own socket (accept-mode.ts); otherwise the primary accepts. */
+  listen: { host: string; port: number; reusePort: boolean };
   /** The primary's admin listener; undefined when turned off (`admin.listen: false`). */
   admin: { host: string; port: number } | undefined;
   tls: { cert: string; key: string; ticketKeys: string };

@@ -61,7 +61,7 @@ export function runWorker(): void {
     if (proxy === undefined) {
       proxy = createProxyServer({ snapshot: next, log, onExchange: (down) => handleExchange(down, context), nextRequestId });
       try {
-        const address = await proxy.listen(next.listen.host, next.listen.port);
+        const address = await proxy.listen(next.listen.host, next.listen.port, next.listen.reusePort);
         send({ type: 'llm-proxy:listening', version: next.version, address });
       } catch (err) {
         send({ type: 'llm-proxy:fatal', message: `cannot listen on ${next.listen.host}:${next.listen.port}: ${(err as Error).message}` });

@@ -13,7 +13,8 @@ import { clientFacingTls } from './tls-settings.js';
 
 export interface ProxyServer {
   readonly server: Http2SecureServer;
-  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** `reusePort`: bind this worker's own socket (accept-mode.ts) instead of sharing the primary's. */
+  listen(host: string, port: number, reusePort: boolean): Promise<{ host: string; port: number }>;
   applySnapshot(snapshot: Snapshot): void;
   /** Stops accepting, lets open exchanges finish; resolves when every connection is gone or at the deadline. */
   drain(deadlineMs: number): Promise<'drained' | 'deadline'>;
@@ -126,10 +127,10 @@ export function createProxyServer({ snapshot, log, onExchange, nextRequestId }: 
 
   return {
     server,
-    listen(host, port) {
+    listen(host, port, reusePort) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host, port }, () => {
+        server.listen({ host, port, ...(reusePort ? { reusePort: true, exclusive: true } : {}) }, () => {
           server.off('error', reject);
           const address = server.address();
           resolve(typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port });

@@ -111,14 +111,15 @@ export async function writeConfig(config: Record<string, unknown>): Promise<stri
   return file;
 }
 
-export async function startProxy(config: Record<string, unknown>, args: string[] = []): Promise<ProxyProcess> {
+/** `env`: variables set for the proxy on top of this process's environment. */
+export async function startProxy(config: Record<string, unknown>, args: string[] = [], env: Record<string, string> = {}): Promise<ProxyProcess> {
   const configFile = await writeConfig(config);
-  return startProxyWithFile(configFile, args);
+  return startProxyWithFile(configFile, args, 10_000, env);
 }
 
-export async function startProxyWithFile(configFile: string, args: string[] = [], readyTimeoutMs = 10_000): Promise<ProxyProcess> {
+export async function startProxyWithFile(configFile: string, args: string[] = [], readyTimeoutMs = 10_000, env: Record<string, string> = {}): Promise<ProxyProcess> {
   const certs = await testCertificates();
-  const child = spawn(process.execPath, [cliPath, 'start', '-c', configFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'start', '-c', configFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: LogLine[] = [];
   const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
   let text = '';

@@ -82,7 +82,7 @@ process.send({ type: 'llm-proxy:hello' });
     });
 
     it('counts the newest version it applied (what /status shows and a reload waits for), not the one it listened with', async function () {
-      const snapshot = (version: number) => ({ version, workers: 1, timeouts: { shutdownMs: 1_000 } }) as unknown as Snapshot;
+      const snapshot = (version: number) => ({ version, workers: 1, listen: { host: '127.0.0.1', port: 0, reusePort: false }, timeouts: { shutdownMs: 1_000 } }) as unknown as Snapshot;
       supervisor = createSupervisor({
         log: pino({ level: 'silent' }),
         healthTable: () => ({ seq: 0 }) as unknown as HealthTable,
