@@ -236,9 +236,6 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       'ready',
     );
     started = true;
-    // Warms the reload thread (its modules and the parser's compiled code) once, in the background,
-    // so the first SIGHUP is as quick as the later ones.
-    void configLoader.load({ configFile: options.configFile, version: 0, ticketKeys, workers: options.workers, overrides });
   } catch (err) {
     // SIGTERM while the workers started: they were told to drain, not failed; shutdown() exits 0.
     if (shuttingDown) return;
