@@ -6,6 +6,7 @@
 // the direct target. Steered by request headers, which both proxies forward untouched:
 //   x-bench-tokens: N, x-bench-interval-ms: T   stream N events, the first at once, then one every T ms
 //   x-body-crc32: C                             check the body's length and CRC-32, 422 if they differ
+//   x-bench-json-bytes: N                       answer a chat completion of exactly N bytes (S7)
 // GET /__bench/stats answers counters the orchestrator reads between runs.
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -44,23 +45,45 @@ function eventFor(index: number, last: boolean): string {
   return `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":${delta},"finish_reason":null}]}\n\n`;
 }
 
+const largeAnswers = new Map<number, Buffer>();
+
+/**
+ * A completion of exactly `bytes` bytes (or the smallest one, if it cannot be that short), its bulk in
+ * the message content and `usage` last, where OpenAI puts it: a proxy that wants the usage must read
+ * to the end. Built once per size.
+ */
+function largeAnswer(bytes: number): Buffer {
+  const cached = largeAnswers.get(bytes);
+  if (cached !== undefined) return cached;
+  const head = '{"id":"chatcmpl-bench-large","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"';
+  const tail = '"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":2500000,"total_tokens":2500012}}';
+  const room = Math.max(0, bytes - head.length - tail.length);
+  const words = 'The quick brown fox jumps over the lazy dog. ';
+  const answer = Buffer.from(head + words.repeat(Math.ceil(room / words.length)).slice(0, room) + tail);
+  largeAnswers.set(bytes, answer);
+  return answer;
+}
+
 /** What a request asks of the mock, read from its headers. */
 interface Ask {
   tokens: number;
   intervalMs: number;
   crc: number | undefined;
   length: number;
+  jsonBytes: number;
 }
 
 function readAsk(headers: IncomingHttpHeaders): Ask {
   const tokens = headers['x-bench-tokens'];
   const interval = headers['x-bench-interval-ms'];
   const crc = headers['x-body-crc32'];
+  const jsonBytes = headers['x-bench-json-bytes'];
   return {
     tokens: typeof tokens === 'string' ? Number(tokens) : 0,
     intervalMs: typeof interval === 'string' ? Number(interval) : 0,
     crc: typeof crc === 'string' ? Number(crc) : undefined,
     length: Number(headers['content-length'] ?? -1),
+    jsonBytes: typeof jsonBytes === 'string' ? Number(jsonBytes) : 0,
   };
 }
 
@@ -84,7 +107,7 @@ function serve(ask: Ask, body: Buffer[], reply: Reply): void {
     }
   }
   if (ask.tokens > 0) return streamTokens(ask, reply);
-  reply.json(200, cannedAnswer);
+  reply.json(200, ask.jsonBytes > 0 ? largeAnswer(ask.jsonBytes) : cannedAnswer);
 }
 
 function streamTokens(ask: Ask, reply: Reply): void {

@@ -1,6 +1,7 @@
-// `npm run bench`: llm-proxy side by side with direct access to the mock upstream and with nginx, on
-// this machine, in one run. Targets are interleaved within every round (direct, nginx, llm-proxy,
-// then again), and medians over rounds are reported, so the machine's noise cancels in the ratios.
+// `npm run bench`: llm-proxy side by side with direct access to the mock upstream, with nginx and with
+// a bare Node proxy (bench/bare-proxy.ts), on this machine, in one run. Targets are interleaved within
+// every round (direct, nginx, bare, llm-proxy, then again), and medians over rounds are reported, so
+// the machine's noise cancels in the ratios.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -11,28 +12,45 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { Command, Option } from 'commander';
 import { writeCertificates } from '../test/helpers/certs.js';
+import { startBare } from './lib/bare-target.js';
 import { renderProfile, summariseProfile } from './lib/cpu-profile.js';
 import { startMock } from './lib/mock-process.js';
 import { startNginx } from './lib/nginx.js';
 import { freePort, waitForPort } from './lib/ports.js';
 import { processTree } from './lib/proc.js';
 import { startLlmProxy } from './lib/proxy-target.js';
-import { renderScenario, summarise, type Round, type ScenarioSummary } from './lib/report.js';
+import { allPass, renderCheck, renderScenario, summarise, type Round, type ScenarioSummary } from './lib/report.js';
 import { scenarios, targetNames, type BenchContext, type LoadPlan, type Target, type TargetName } from './lib/scenarios.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const plans: Record<'full' | 'quick', LoadPlan> = {
-  full: { rounds: 3, seconds: 10, latencySeconds: 15, warmUpSeconds: 2, sse: { streams: 1000, tokens: 200, intervalMs: 50, rampMs: 1000 } },
-  quick: { rounds: 1, seconds: 3, latencySeconds: 4, warmUpSeconds: 1, sse: { streams: 200, tokens: 40, intervalMs: 50, rampMs: 500 } },
+  full: {
+    rounds: 3,
+    seconds: 10,
+    latencySeconds: 15,
+    warmUpSeconds: 2,
+    sse: { streams: 1000, tokens: 200, intervalMs: 50, rampMs: 1000 },
+    largeBodies: { streams: 200, tokens: 200, intervalMs: 50, rampMs: 1000, jsonBytes: 10 * 1024 * 1024, everyMs: 1000 },
+  },
+  quick: {
+    rounds: 1,
+    seconds: 3,
+    latencySeconds: 4,
+    warmUpSeconds: 1,
+    sse: { streams: 200, tokens: 40, intervalMs: 50, rampMs: 500 },
+    largeBodies: { streams: 200, tokens: 80, intervalMs: 50, rampMs: 500, jsonBytes: 10 * 1024 * 1024, everyMs: 1000 },
+  },
 };
+const quickWarning = 'NOTE --quick: these numbers are not comparable with a full run (warm-up and runs too short, one round); use them to see that the bench works, not to compare';
 
 const program = new Command('bench')
-  .description('Measure llm-proxy against direct access and nginx (see docs/performance.md)')
-  .option('--quick', 'one short round of every scenario (about a minute)')
-  .option('--scenarios <ids>', 'comma-separated subset, e.g. S1,S3', 'S1,S2,S3,S4,S5')
+  .description('Measure llm-proxy against direct access, nginx and a bare Node proxy (see docs/performance.md)')
+  .option('--quick', 'one short round of every scenario (a few minutes; numbers not comparable with a full run)')
+  .option('--scenarios <ids>', 'comma-separated subset, e.g. S1,S3', 'S1,S2,S3,S4,S5,S6,S7')
   .option('--rounds <n>', 'rounds per scenario (default 3, quick 1)')
-  .addOption(new Option('--workers <n>', 'worker processes for llm-proxy and nginx').default('2'))
+  .addOption(new Option('--workers <n>', 'worker processes for llm-proxy, the bare proxy and nginx').default('2'))
+  .option('--strict', 'exit with code 1 when any budget fails (the results file is written first)')
   .option('--out <file>', 'where to write the JSON result (default bench/results/<time>.json)')
   .option('--keep', 'keep the run directory (configs, logs) for a look afterwards')
   .option('--limited-keys <n>', 'configure n more client keys with rate limits beside the (unlimited) key the load uses', '0')
@@ -40,7 +58,7 @@ const program = new Command('bench')
   .option('--node-flags <flags>', 'extra node flags for the llm-proxy processes, e.g. "--max-semi-space-size=4"')
   .option('--profile', 'run llm-proxy under --cpu-prof; keep the profiles and print where the time went (slows it down)');
 program.parse();
-const opts = program.opts<{ quick?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string; limitedKeys: string; clientKeys?: string }>();
+const opts = program.opts<{ quick?: boolean; strict?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string; limitedKeys: string; clientKeys?: string }>();
 
 const plan: LoadPlan = { ...plans[opts.quick === true ? 'quick' : 'full'] };
 if (opts.rounds !== undefined) plan.rounds = positiveInt(opts.rounds, '--rounds');
@@ -119,6 +137,8 @@ const mock = await startMock(certs.certFile, certs.keyFile);
 const nginxPort = await freePort();
 const nginx = await startNginx({ dir, port: nginxPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
 await waitForPort(nginxPort, 'nginx');
+const barePort = await freePort();
+const bare = await startBare({ dir, port: barePort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
 const proxyPort = await freePort();
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const profileDir = join(root, 'bench/results', `profiles-${stamp}`);
@@ -128,6 +148,7 @@ const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.pla
 const targets: Record<TargetName, Target> = {
   direct: { name: 'direct', port: mock.tlsPort, pids: [mock.pid] },
   nginx: { name: 'nginx', port: nginxPort, pids: await processTree(nginx.pid) },
+  bare: { name: 'bare', port: barePort, pids: await processTree(bare.pid) },
   'llm-proxy': { name: 'llm-proxy', port: proxyPort, pids: await processTree(proxy.pid) },
 };
 
@@ -135,6 +156,7 @@ const ctx: BenchContext = { dir, caFile: certs.caFile, clientKey, mock, smallBod
 const meta = {
   startedAt: new Date().toISOString(),
   plan: opts.quick === true ? 'quick' : 'full',
+  ...(opts.quick === true ? { comparableWithFullRun: false, note: quickWarning } : {}),
   workers,
   cpus: cpus().length,
   cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -148,8 +170,11 @@ const meta = {
   limitedKeys,
   clientKeys: clientKeys ?? 1,
   settings: plan,
+  bareProxy: bare.mode,
+  strict: opts.strict === true,
 };
-say(`llm-proxy bench (${meta.plan}): ${workers} workers each for nginx and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
+say(`llm-proxy bench (${meta.plan}): ${workers} workers each for nginx, bare and llm-proxy, ${meta.cpus} CPUs shared with the load generators and the mock upstream`);
+if (opts.quick === true) say(quickWarning);
 say(`node ${meta.node}, ${meta.nginx}, load average ${meta.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
 
 const summaries: ScenarioSummary[] = [];
@@ -179,6 +204,7 @@ try {
   }
 } finally {
   await proxy.stop();
+  await bare.stop();
   await nginx.stop();
   await mock.stop();
   if (opts.profile === true) await reportProfiles(profileDir);
@@ -190,6 +216,11 @@ const out = opts.out ?? join(root, 'bench/results', `${stamp}.json`);
 await mkdir(join(out, '..'), { recursive: true });
 await writeFile(out, `${JSON.stringify({ meta, scenarios: summaries }, null, 2)}\n`);
 say();
-say('Summary (budget from DESIGN section 7, checked on this run):');
-for (const summary of summaries) for (const c of summary.checks) say(`  ${summary.id} [${c.pass ? 'pass' : 'FAIL'}] ${c.label}: ${Number.isInteger(c.value) ? c.value : c.value.toFixed(3)} (${c.op} ${c.limit})`);
+if (opts.quick === true) say(quickWarning);
+say('Summary (budgets checked on this run):');
+for (const summary of summaries) for (const c of summary.checks) say(`  ${summary.id} ${renderCheck(c)}`);
 say(`results written to ${out}`);
+if (opts.strict === true && !allPass(summaries)) {
+  say('--strict: a budget failed, exit code 1');
+  process.exitCode = 1;
+}

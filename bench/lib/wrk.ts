@@ -4,6 +4,8 @@ import type { LoadResult } from './load-result.js';
 import { runTool, toolFailure } from './run-tool.js';
 
 const reportScript = fileURLToPath(new URL('../wrk-report.lua', import.meta.url));
+/** For a new connection per request: also counts the responses that kept the connection open. */
+export const churnScript = fileURLToPath(new URL('../wrk-churn.lua', import.meta.url));
 
 export interface WrkRun {
   url: string;
@@ -12,6 +14,13 @@ export interface WrkRun {
   seconds: number;
   headers: readonly string[];
   bodyFile: string;
+  /** A script that prints the same WRK_JSON line (default bench/wrk-report.lua). */
+  script?: string;
+}
+
+export interface WrkResult extends LoadResult {
+  /** Responses after which the connection stayed open (churnScript only). */
+  keptAlive?: number;
 }
 
 interface WrkReport {
@@ -24,10 +33,11 @@ interface WrkReport {
   errTimeout: number;
   p50Us: number;
   p99Us: number;
+  keptAlive?: number;
 }
 
-export async function runWrk(run: WrkRun): Promise<LoadResult> {
-  const args = ['-t', String(run.threads), '-c', String(run.connections), '-d', `${run.seconds}s`, '--timeout', '10s', '-s', reportScript];
+export async function runWrk(run: WrkRun): Promise<WrkResult> {
+  const args = ['-t', String(run.threads), '-c', String(run.connections), '-d', `${run.seconds}s`, '--timeout', '10s', '-s', run.script ?? reportScript];
   for (const header of run.headers) args.push('-H', header);
   args.push(run.url, '--', run.bodyFile);
   const output = await runTool('wrk', args, (run.seconds + 30) * 1000);
@@ -42,5 +52,6 @@ export async function runWrk(run: WrkRun): Promise<LoadResult> {
     p50Ms: report.p50Us / 1000,
     p99Ms: report.p99Us / 1000,
     errors: report.errConnect + report.errRead + report.errWrite + report.errStatus + report.errTimeout,
+    ...(report.keptAlive === undefined ? {} : { keptAlive: report.keptAlive }),
   };
 }
