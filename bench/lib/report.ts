@@ -33,6 +33,8 @@ const columns: Record<string, Column[]> = {
   S3: [
     { metric: 'p50Ms', header: 'p50 ms', decimals: 3 },
     { metric: 'p99Ms', header: 'p99 ms', decimals: 3 },
+    { metric: 'sentP50Ms', header: 'p50 from send', decimals: 3 },
+    { metric: 'sentP99Ms', header: 'p99 from send', decimals: 3 },
     { metric: 'rps', header: 'req/s', decimals: 0 },
     { metric: 'errors', header: 'errors', decimals: 0 },
     { metric: 'cpuMsPer1k', header: 'CPU ms/1k req', decimals: 1 },
