@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { buildSnapshot } from '../../src/primary/build-snapshot.js';
+import { acceptMode } from '../../src/shared/accept-mode.js';
 import { ConfigError, parseConfigText, type ConfigIssue } from '../../src/shared/config/parse.js';
 
 // The config.yml example of the original's README, verbatim (comments included).
@@ -101,7 +102,7 @@ describe('config: parseConfigText', function () {
 
     it('compiles to upstream port 443 over TLS where port is omitted, one instance per key, weights as the original', function () {
       const snapshot = buildSnapshot({ file: 'config.yml', config, warnings: [], certPem: '', keyPem: '', caPems: new Map() }, 1, '', 1);
-      expect(snapshot.listen).to.deep.equal({ host: '0.0.0.0', port: 443 });
+      expect(snapshot.listen).to.deep.equal({ host: '0.0.0.0', port: 443, reusePort: acceptMode() === 'workers' });
       const byHost = new Map(snapshot.routes.map((route) => [route.hostname, route]));
       expect([...byHost.keys()]).to.have.members(['openai.example.com', 'gemini.example.com', 'anthropic.example.com', 'openai-backup.example.com']);
       const backupRoute = byHost.get('openai-backup.example.com');
