@@ -1,27 +1,17 @@
 // The streaming scenarios: S4, many concurrent SSE streams, and S7, streams beside large
 // non-streamed responses. Both use bench/sse-client.ts, run as a process of its own.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startLargeJsonClient, type LargeJsonReport } from './large-json-client.js';
 import { cpuMillis, sampleResidentPeak } from './proc.js';
+import { runNodeClient } from './run-tool.js';
 import { apiPath, clientHeaders, origin, type BenchContext, type Scenario, type SsePlan, type Target, type TargetName } from './target.js';
 import type { SseReport, SseRun } from '../sse-client.js';
 
 const sseClient = fileURLToPath(new URL('../sse-client.ts', import.meta.url));
 
 function runSseClient(run: SseRun): Promise<SseReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', sseClient, JSON.stringify(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code !== 0) return reject(new Error(`sse-client exited with ${code}: ${err.trim().split('\n').slice(-5).join('\n')}`));
-      resolve(JSON.parse(out) as SseReport);
-    });
-  });
+  // Every stream's tokens at their interval, after the ramp, with room for connecting and a slow exit.
+  return runNodeClient<SseReport>(sseClient, run, (2 * ((run.tokens * run.intervalMs + run.rampMs) / 1000) + 60) * 1000);
 }
 
 function sseRun(target: Target, ctx: BenchContext, sse: SsePlan): SseRun {

@@ -55,7 +55,8 @@ export class JsonDocuments {
 
   finish(): void {
     if (this.#mode === 'object' && this.#tailSize > 0) {
-      const kept = Buffer.concat(this.#tailChunks, this.#tailSize);
+      // One chunk (a small answer) is passed as it is: no copy per response.
+      const kept = this.#tailChunks.length === 1 ? (this.#tailChunks[0] as Buffer) : Buffer.concat(this.#tailChunks, this.#tailSize);
       this.sink.tail(kept.length <= tailBytes ? kept : kept.subarray(kept.length - tailBytes));
     }
     this.#pieces = [];

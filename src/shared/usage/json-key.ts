@@ -44,23 +44,13 @@ export function stringValueBytes(text: Buffer, quotedKey: Buffer): number {
     from = at + quotedKey.length;
     const open = valueAfterKey(text, at, quotedKey.length);
     if (open === -1 || text[open] !== 0x22) continue;
-    const close = closingQuote(text, open);
+    const close = closingQuoteIn(text, open + 1, false);
     if (close === -1) return bytes + text.length - open - 1;
     bytes += close - open - 1;
     // The search goes on after the value: the text inside it is not searched for the key again.
     from = close + 1;
   }
   return bytes;
-}
-
-/** Index of the quote that closes the string opened at `open`, or -1 when the text ends first. */
-function closingQuote(text: Buffer, open: number): number {
-  for (let at = text.indexOf(0x22, open + 1); at !== -1; at = text.indexOf(0x22, at + 1)) {
-    let slashes = 0;
-    while (text[at - 1 - slashes] === 0x5c) slashes++;
-    if (slashes % 2 === 0) return at;
-  }
-  return -1;
 }
 
 /**
