@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../shared/config/parse.js';
 import type { SharedStoreConfig } from '../shared/config/schema.js';
 import { formatHostPort } from '../shared/config/address.js';
-import { createLogger, type Logger } from '../shared/log.js';
+import { createLogger, flushLog, type Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { buildSnapshot, type SnapshotOverrides } from './build-snapshot.js';
@@ -137,7 +137,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
       log.info({ admin: formatHostPort(admin.address.host, admin.address.port) }, 'admin listening');
     } catch (err) {
       log.fatal({ reason: (err as Error).message, admin: formatHostPort(snapshot.admin.host, snapshot.admin.port) }, 'admin listener could not start');
-      log.flush();
+      await flushLog(log);
       process.exit(1);
     }
   }
@@ -148,7 +148,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     if (shuttingDown) {
       log.warn({ signal }, 'second signal, exiting now');
       supervisor.killAll();
-      log.flush();
+      // At once, as asked: the exit hook writes what is still queued synchronously.
       process.exit(1);
     }
     shuttingDown = true;
@@ -157,7 +157,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     void Promise.all([prober?.stop(), supervisor.shutdown(snapshot.timeouts.shutdownMs)]).then(async () => {
       await limiter.close();
       log.info('stopped');
-      log.flush();
+      await flushLog(log);
       process.exit(0);
     });
   };
@@ -241,7 +241,7 @@ export async function runPrimary(options: StartOptions): Promise<void> {
     if (shuttingDown) return;
     log.fatal({ reason: (err as Error).message }, 'workers could not start');
     supervisor.killAll();
-    log.flush();
+    await flushLog(log);
     process.exit(1);
   }
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
 import { dispatchMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
-import { createLogger, type Logger } from '../shared/log.js';
+import { createLogger, flushLog, type Logger } from '../shared/log.js';
 import { limitsOf, type Snapshot } from '../shared/snapshot.js';
 import { createWorkerMetrics } from './metrics.js';
 import { createOutcomeReporter } from './outcome-reporter.js';
@@ -84,7 +84,7 @@ export function runWorker(): void {
     outcomes.flush();
     limits.returnAll();
     await pools.destroyAll();
-    log?.flush();
+    if (log !== undefined) await flushLog(log);
     process.exit(0);
   };
 
