@@ -131,13 +131,16 @@ describe('admin listener', function () {
       const agent = createH1Agent(proxy.caPem);
       const h2 = await openH2Session(proxy.caPem, proxy.port);
       try {
+        // A connection of its own for each HTTP/1.1 request: when the workers accept on their own
+        // sockets (Node 22.12+) the kernel picks one by a hash, and a few kept-alive connections could
+        // all land on one worker.
         const ok = (i: number) =>
           i % 2 === 0
-            ? h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-metric-mix': String(i) } })
+            ? h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-metric-mix': String(i), connection: 'close' } })
             : h2Request(h2, { host: 'admin.proxy.test', path: '/v1/chat/completions', body: '{}', headers: { authorization: `Bearer ${clientKey}` } });
         const results = [
           ...(await Promise.all(Array.from({ length: 12 }, (_, i) => ok(i)))),
-          ...(await Promise.all(Array.from({ length: 3 }, () => h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/claude/v1/messages', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-mock-status': '503' } })))),
+          ...(await Promise.all(Array.from({ length: 3 }, () => h1Request(agent, proxy.port, { host: 'admin.proxy.test', path: '/claude/v1/messages', body: '{}', headers: { authorization: `Bearer ${clientKey}`, 'x-mock-status': '503', connection: 'close' } })))),
           ...(await Promise.all(Array.from({ length: 2 }, () => h1Request(agent, proxy.port, { host: 'nowhere.proxy.test', path: '/v1/models' })))),
         ];
         expect(results.map((res) => res.status)).to.deep.equal([...Array(12).fill(200), 503, 503, 503, 404, 404]);
