@@ -1,17 +1,16 @@
 // Forks the workers and keeps the wanted number of them serving: hands each the current snapshot
-// and health table, replaces one that dies (with growing back-off while they keep dying young),
-// grows or shrinks the set on reload, and moves it to a new listen address by starting a new
-// generation before draining the old one.
+// and health table, replaces one that dies (restart-backoff.ts says when), grows or shrinks the set
+// on reload, and moves it to a new listen address by starting a new generation before draining the
+// old one (supervisor-waits.ts holds what those steps wait for).
 import cluster, { type Worker } from 'node:cluster';
 import { dispatchMessage, type HealthTable, type LimitMessage, type PrimaryMessage, type WorkerMessage } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Snapshot } from '../shared/snapshot.js';
+import { RestartBackoff } from './restart-backoff.js';
+import { ApplyWaits, ListenWait, type BoundAddress } from './supervisor-waits.js';
 import { workerExecArgv } from './worker-flags.js';
 
-export interface BoundAddress {
-  host: string;
-  port: number;
-}
+export type { BoundAddress } from './supervisor-waits.js';
 
 export interface WorkerInfo {
   id: number;
@@ -65,15 +64,6 @@ interface Member {
   drainMs: number | undefined;
 }
 
-interface ListenWaiter {
-  generation: number;
-  count: number;
-  resolve(address: BoundAddress): void;
-  reject(err: Error): void;
-}
-
-const youngDeathMs = 10_000;
-const maxBackoffMs = 10_000;
 const applyWaitMs = 5_000;
 // A worker that has not listened after this long never will; a reload must not wait on it forever.
 const listenWaitMs = 30_000;
@@ -84,11 +74,10 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
   let snapshot: Snapshot | undefined;
   let generation = 0;
   let stopping = false;
-  let rapidDeaths = 0;
-  let restarts = 0;
+  const backoff = new RestartBackoff();
   let pendingForks = 0;
-  let listenWaiter: ListenWaiter | undefined;
-  let applyWaiters: { version: number; resolve(): void }[] = [];
+  const listenWait = new ListenWait();
+  const applyWaits = new ApplyWaits();
   let boundAddress: BoundAddress | undefined;
   /**
    * The port a generation's first worker bound when the config says port 0 and every worker binds its
@@ -108,23 +97,9 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
   };
   const serving = () => [...members.values()].filter((member) => !member.retiring);
 
-  const checkApplied = () => {
-    const live = serving();
-    applyWaiters = applyWaiters.filter((waiter) => {
-      if (live.some((member) => member.appliedVersion < waiter.version)) return true;
-      waiter.resolve();
-      return false;
-    });
-  };
-
-  const checkListening = () => {
-    const waiter = listenWaiter;
-    if (waiter === undefined) return;
-    const ready = [...members.values()].filter((member) => member.generation === waiter.generation && member.listening && !member.retiring);
-    if (ready.length < waiter.count || boundAddress === undefined) return;
-    listenWaiter = undefined;
-    waiter.resolve(boundAddress);
-  };
+  const checkApplied = () => applyWaits.check(Math.min(...serving().map((member) => member.appliedVersion)));
+  const listeningIn = (wanted: number) => serving().filter((member) => member.generation === wanted && member.listening).length;
+  const checkListening = () => listenWait.check(listeningIn, boundAddress);
 
   // A worker forked a moment ago may not listen for messages yet and would miss this; its hello
   // then gets the shutdown instead of a snapshot.
@@ -177,11 +152,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
         },
         'llm-proxy:fatal': (message) => {
           log.error({ worker: worker.id, reason: message.message }, 'worker failed');
-          if (listenWaiter !== undefined && member.generation === listenWaiter.generation) {
-            const waiter = listenWaiter;
-            listenWaiter = undefined;
-            waiter.reject(new Error(message.message));
-          }
+          listenWait.fail(member.generation, new Error(message.message));
         },
         'llm-proxy:outcomes': (message) => onHealthReport(message, worker.id),
         'llm-proxy:cool': (message) => onHealthReport(message, worker.id),
@@ -198,11 +169,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
       log.error({ worker: worker.id, reason: err.code ?? err.message }, 'worker process error');
       if (worker.process.pid !== undefined) return;
       members.delete(worker.id);
-      if (listenWaiter !== undefined && member.generation === listenWaiter.generation) {
-        const waiter = listenWaiter;
-        listenWaiter = undefined;
-        waiter.reject(new Error(`worker ${worker.id} could not be started: ${err.code ?? err.message}`));
-      }
+      listenWait.fail(member.generation, new Error(`worker ${worker.id} could not be started: ${err.code ?? err.message}`));
     });
     worker.once('exit', (code, signal) => {
       members.delete(worker.id);
@@ -210,16 +177,9 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
       checkApplied();
       // A worker of a generation still being started died before listening: that start failed
       // (replacing it could loop forever, and a reload waiting on it would block every later one).
-      if (listenWaiter !== undefined && member.generation === listenWaiter.generation && !member.listening) {
-        const waiter = listenWaiter;
-        listenWaiter = undefined;
-        waiter.reject(new Error(`worker ${worker.id} exited before listening (${signal ?? `exit code ${code}`})`));
-      }
+      if (!member.listening) listenWait.fail(member.generation, new Error(`worker ${worker.id} exited before listening (${signal ?? `exit code ${code}`})`));
       if (stopping || member.retiring) return;
-      const lived = Date.now() - member.startedAt;
-      rapidDeaths = lived < youngDeathMs ? rapidDeaths + 1 : 0;
-      restarts += 1;
-      const delay = rapidDeaths === 0 ? 0 : Math.min(maxBackoffMs, 100 * 2 ** (rapidDeaths - 1));
+      const delay = backoff.next(Date.now() - member.startedAt);
       // `pid` stays the primary's own, as on every line it logs.
       log.error({ worker: worker.id, workerPid: worker.process.pid, exitCode: code, signal, restartInMs: delay }, 'worker exited unexpectedly, replacing it');
       pendingForks += 1;
@@ -235,27 +195,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
   const forkGeneration = (count: number): Promise<BoundAddress> => {
     generation += 1;
     const started = generation;
-    const waiting = new Promise<BoundAddress>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (listenWaiter?.generation !== started) return;
-        listenWaiter = undefined;
-        reject(new Error(`workers did not listen within ${listenWaitMs / 1000} s`));
-      }, listenWaitMs);
-      timer.unref();
-      const settle = () => clearTimeout(timer);
-      listenWaiter = {
-        generation: started,
-        count,
-        resolve: (address) => {
-          settle();
-          resolve(address);
-        },
-        reject: (err) => {
-          settle();
-          reject(err);
-        },
-      };
-    });
+    const waiting = listenWait.begin(started, count, listenWaitMs);
     const forkRest = (from: number) => {
       for (let i = from; i < count; i++) fork(started);
     };
@@ -270,7 +210,7 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
 
   return {
     get restarts() {
-      return restarts;
+      return backoff.restarts;
     },
     start(first, count) {
       snapshot = first;
@@ -279,21 +219,11 @@ export function createSupervisor({ log, healthTable, onHealthReport, onLimitMess
     broadcast(next) {
       snapshot = next;
       for (const member of members.values()) send(member.worker, { type: 'llm-proxy:snapshot', snapshot: snapshotFor(member, next) });
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          log.warn({ configVersion: next.version }, 'not every worker confirmed the new config within 5 s');
-          resolve();
-        }, applyWaitMs);
-        timer.unref();
-        applyWaiters.push({
-          version: next.version,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-        checkApplied();
-      });
+      const applied = applyWaits.wait(next.version, applyWaitMs, () =>
+        log.warn({ configVersion: next.version }, 'not every worker confirmed the new config within 5 s'),
+      );
+      checkApplied();
+      return applied;
     },
     sendTo(workerId, message) {
       const member = members.get(workerId);
