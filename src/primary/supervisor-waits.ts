@@ -28,11 +28,6 @@ export class ListenWait {
     });
   }
 
-  /** Whether a start of `generation` is still waited for. */
-  isFor(generation: number): boolean {
-    return this.#pending?.generation === generation;
-  }
-
   /** The start of `generation` failed (nothing if another generation, or none, is waited for). */
   fail(generation: number, err: Error): void {
     const pending = this.#take(generation);
