@@ -37,7 +37,46 @@ export function createLogger(options: LogOptions): Logger {
   const destination = new LineBatcher(1, { onDropped: (count) => logger?.warn({ dropped: count }, 'log lines dropped: stdout did not keep up') });
   flushAtExit(destination);
   logger = pino(settings, destination);
+  infoLineWriters.set(logger, infoLineWriter(logger, destination, JSON.stringify(settings.base).slice(1, -1)));
   return logger;
+}
+
+/**
+ * Writes an info line whose fields the caller serialised itself: `members` is JSON object members
+ * (`"a":1,"b":"x"`, no braces), `msg` the message. The line is what pino writes for the same fields
+ * (level, time, the base fields, the members, msg), straight to the logger's destination.
+ */
+export type InfoLineWriter = (members: string, msg: string) => void;
+
+const infoLineWriters = new WeakMap<Logger, InfoLineWriter>();
+
+/**
+ * The JSON logger's writer for lines serialised by their caller, undefined for a pretty one. Only
+ * the access line, written once per request, is worth it: pino's walk over its 20-odd fields was
+ * about a tenth of a worker's CPU per request under S1, several times what the line costs built directly.
+ */
+export function infoLineWriterOf(log: Logger): InfoLineWriter | undefined {
+  return infoLineWriters.get(log);
+}
+
+/** pino's number for the info level. */
+const infoLevel = 30;
+
+function infoLineWriter(log: Logger, destination: LineBatcher, bindings: string): InfoLineWriter {
+  const head = `{"level":${infoLevel},"time":"`;
+  const afterTime = bindings === '' ? '"' : `",${bindings}`;
+  // Several lines a millisecond under load: the timestamp is formatted once per millisecond.
+  let lastMs = -1;
+  let lastTime = '';
+  return (members, msg) => {
+    if (log.levelVal > infoLevel) return;
+    const now = Date.now();
+    if (now !== lastMs) {
+      lastMs = now;
+      lastTime = new Date(now).toISOString();
+    }
+    destination.write(`${head}${lastTime}${afterTime}${members === '' ? '' : ','}${members},"msg":${JSON.stringify(msg)}}\n`);
+  };
 }
 
 /** Resolves once the lines logged so far are written (or after `timeoutMs`): wait for it before exiting. */

@@ -1,6 +1,6 @@
 // The end of every exchange, whichever way it ended: one access log line, the exchange metrics, and
 // the release of its key's admission (with the tokens it is charged).
-import type { Logger } from '../shared/log.js';
+import { infoLineWriterOf, type Logger } from '../shared/log.js';
 import type { ClientKeySpec } from '../shared/snapshot.js';
 import { chargedTokens, type RequestTokens } from '../shared/usage/estimate.js';
 import type { TokenUsage } from '../shared/usage/token-usage.js';
@@ -59,7 +59,6 @@ export class ExchangeRecord {
 export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): void {
   if (record.logged) return;
   record.logged = true;
-  const down = record.down;
   const durationMs = performance.now() - record.startedAt;
   const route = record.route;
   ctx.metrics.exchange(route?.metrics ?? ctx.metrics.unrouted, record.status, durationMs, record.ttfbMs);
@@ -69,35 +68,47 @@ export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): v
   if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
   // Frees the key's concurrency slot and charges its tokens-per-minute budget with what was used.
   record.admission?.release(tokensCharged(record));
-  const q = down.target.indexOf('?');
-  ctx.log.info(
-    {
-      reqId: record.reqId,
-      clientRequestId: clientRequestId(down.rawHeaders),
-      method: down.method,
-      // Never the query: a Gemini client may carry its key there.
-      path: q === -1 ? down.target : down.target.slice(0, q),
-      protocol: down.protocol,
-      route: route?.spec.label,
-      provider: route?.spec.type,
-      clientKey: record.clientKey?.label,
-      model: model === undefined ? undefined : model.slice(0, maxLoggedModelLength),
-      instance: record.instance?.spec.name,
-      attempts: record.attempts > 0 ? record.attempts : undefined,
-      status: record.status,
-      code: record.flag,
-      reason: record.reason,
-      bytesIn: down.bytesIn,
-      bytesOut: down.bytesOut,
-      ttfbMs: record.ttfbMs < 0 ? undefined : round(record.ttfbMs),
-      durationMs: round(durationMs),
-      inputTokens: usage?.input,
-      outputTokens: usage?.output,
-      cacheReadTokens: usage?.cacheRead,
-      cacheWriteTokens: usage?.cacheWrite,
-    },
-    'request',
-  );
+  if (!ctx.log.isLevelEnabled('info')) return;
+  const members = accessLineMembers(record, durationMs);
+  const write = infoLineWriterOf(ctx.log);
+  if (write !== undefined) write(members, 'request');
+  // A pretty logger is for a person at a terminal: the same fields, through pino.
+  else ctx.log.info(JSON.parse(`{${members}}`) as object, 'request');
+}
+
+/**
+ * The access line's fields as JSON object members, in a fixed order, absent ones left out. Built as
+ * one string rather than handed to pino as an object: see infoLineWriterOf. Strings that come from a
+ * client or an upstream go through JSON.stringify; the request id and protocol are ours and need no escaping.
+ */
+export function accessLineMembers(record: ExchangeRecord, durationMs: number): string {
+  const down = record.down;
+  const route = record.route;
+  const usage = record.usage;
+  const target = down.target;
+  const q = target.indexOf('?');
+  // Never the query: a Gemini client may carry its key there.
+  let line = `"reqId":"${record.reqId}"${text('clientRequestId', clientRequestId(down.rawHeaders))},"method":${JSON.stringify(down.method)},"path":${JSON.stringify(q === -1 ? target : target.slice(0, q))},"protocol":"${down.protocol}"`;
+  if (route !== undefined) line += `${text('route', route.spec.label)}${text('provider', route.spec.type)}`;
+  line += text('clientKey', record.clientKey?.label);
+  if (record.model !== undefined) line += text('model', record.model.slice(0, maxLoggedModelLength));
+  line += text('instance', record.instance?.spec.name);
+  if (record.attempts > 0) line += `,"attempts":${record.attempts}`;
+  line += `,"status":${record.status}${text('code', record.flag)}${text('reason', record.reason)},"bytesIn":${down.bytesIn},"bytesOut":${down.bytesOut}`;
+  if (record.ttfbMs >= 0) line += `,"ttfbMs":${round(record.ttfbMs)}`;
+  line += `,"durationMs":${round(durationMs)}`;
+  if (usage !== undefined) line += `${count('inputTokens', usage.input)}${count('outputTokens', usage.output)}${count('cacheReadTokens', usage.cacheRead)}${count('cacheWriteTokens', usage.cacheWrite)}`;
+  return line;
+}
+
+function text(name: string, value: string | undefined): string {
+  return value === undefined ? '' : `,"${name}":${JSON.stringify(value)}`;
+}
+
+/** Token counts come from the upstream's JSON: a number that is not finite is written as null, as JSON has it. */
+function count(name: string, value: number | undefined): string {
+  if (value === undefined) return '';
+  return `,"${name}":${Number.isFinite(value) ? value : 'null'}`;
 }
 
 /** What the exchange costs its key's tokens-per-minute budget (estimate.ts has the rule). */

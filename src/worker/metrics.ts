@@ -2,7 +2,8 @@
 // all of them over prom-client's cluster channel when /metrics is scraped and sums the answers, so
 // the totals hold whichever worker took a connection. Label values come from the config (route,
 // provider type) or from a small fixed set, never from a client.
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CountedCounter, CountedHistogram, type CounterSeries, type HistogramSeries } from './counted-metrics.js';
 import type { TokenUsage } from '../shared/usage/token-usage.js';
 import type { LimitReason } from './rate-limits.js';
 
@@ -25,14 +26,14 @@ export type RateLimitReason = LimitReason | 'upstream';
 export const maxModelsPerRoute = 100;
 const maxModelLabelLength = 128;
 
-type TokenSeries = Record<keyof TokenUsage, Counter.Internal>;
+type TokenSeries = Record<keyof TokenUsage, CounterSeries>;
 
 /** One route's series, resolved when the route table is compiled, so a request never hashes labels. */
 export interface RouteSeries {
-  readonly duration: Histogram.Internal<string>;
-  readonly ttfb: Histogram.Internal<string>;
-  readonly byStatus: Map<number, Counter.Internal>;
-  readonly retries: Counter.Internal;
+  readonly duration: HistogramSeries;
+  readonly ttfb: HistogramSeries;
+  readonly byStatus: Map<number, CounterSeries>;
+  readonly retries: CounterSeries;
   readonly tokensByModel: Map<string, TokenSeries>;
   readonly route: string;
   readonly provider: string;
@@ -65,10 +66,11 @@ export function createWorkerMetrics(bufferedBytes: () => number = () => 0): Work
   // stall long enough to matter (a late timer is measured whenever it fires).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
 
-  const requests = new Counter({ name: 'llm_proxy_requests_total', help: 'Requests answered, by route, provider type and status.', labelNames: ['route', 'provider', 'status'], registers: [registry] });
-  const duration = new Histogram({ name: 'llm_proxy_request_duration_seconds', help: 'Time from request to the end of the response.', labelNames: ['route', 'provider'], buckets: latencyBuckets, registers: [registry] });
-  const ttfb = new Histogram({ name: 'llm_proxy_time_to_first_byte_seconds', help: 'Time from request to the response head (the upstream first byte).', labelNames: ['route', 'provider'], buckets: latencyBuckets, registers: [registry] });
-  const retries = new Counter({ name: 'llm_proxy_retries_total', help: 'Further attempts on another instance (failover).', labelNames: ['route'], registers: [registry] });
+  // What every request updates is counted in plain numbers (counted-metrics.ts); the rest is prom-client's.
+  const requests = new CountedCounter('llm_proxy_requests_total', 'Requests answered, by route, provider type and status.', ['route', 'provider', 'status'], registry);
+  const duration = new CountedHistogram('llm_proxy_request_duration_seconds', 'Time from request to the end of the response.', ['route', 'provider'], latencyBuckets, registry);
+  const ttfb = new CountedHistogram('llm_proxy_time_to_first_byte_seconds', 'Time from request to the response head (the upstream first byte).', ['route', 'provider'], latencyBuckets, registry);
+  const retries = new CountedCounter('llm_proxy_retries_total', 'Further attempts on another instance (failover).', ['route'], registry);
   const upstreamErrors = new Counter({ name: 'llm_proxy_upstream_errors_total', help: 'Failed upstream attempts, by reason.', labelNames: ['reason'], registers: [registry] });
   const activeStreams = new Gauge({ name: 'llm_proxy_active_streams', help: 'Event streams being relayed now.', registers: [registry] });
   new Gauge({
@@ -79,12 +81,12 @@ export function createWorkerMetrics(bufferedBytes: () => number = () => 0): Work
       this.set(bufferedBytes());
     },
   });
-  const tokens = new Counter({
-    name: 'llm_proxy_tokens_total',
-    help: 'Tokens the upstream reported, by kind: input (uncached prompt), output, cache_read, cache_write; the kinds are disjoint.',
-    labelNames: ['route', 'provider', 'model', 'kind'],
-    registers: [registry],
-  });
+  const tokens = new CountedCounter(
+    'llm_proxy_tokens_total',
+    'Tokens the upstream reported, by kind: input (uncached prompt), output, cache_read, cache_write; the kinds are disjoint.',
+    ['route', 'provider', 'model', 'kind'],
+    registry,
+  );
   const rateLimited = new Counter({
     name: 'llm_proxy_rate_limited_total',
     help: 'Requests the proxy answered with 429: a client key over a limit (requests, tokens, concurrent) or every upstream key cooling (upstream).',
@@ -99,10 +101,10 @@ export function createWorkerMetrics(bufferedBytes: () => number = () => 0): Work
     found = s.tokensByModel.get(label);
     if (found === undefined) {
       found = {
-        input: tokens.labels(s.route, s.provider, label, 'input'),
-        output: tokens.labels(s.route, s.provider, label, 'output'),
-        cacheRead: tokens.labels(s.route, s.provider, label, 'cache_read'),
-        cacheWrite: tokens.labels(s.route, s.provider, label, 'cache_write'),
+        input: tokens.series(s.route, s.provider, label, 'input'),
+        output: tokens.series(s.route, s.provider, label, 'output'),
+        cacheRead: tokens.series(s.route, s.provider, label, 'cache_read'),
+        cacheWrite: tokens.series(s.route, s.provider, label, 'cache_write'),
       };
       s.tokensByModel.set(label, found);
     }
@@ -114,7 +116,7 @@ export function createWorkerMetrics(bufferedBytes: () => number = () => 0): Work
     const key = `${route}\u0000${provider}`;
     let found = series.get(key);
     if (found === undefined) {
-      found = { duration: duration.labels(route, provider), ttfb: ttfb.labels(route, provider), byStatus: new Map(), retries: retries.labels(route), tokensByModel: new Map(), route, provider };
+      found = { duration: duration.series(route, provider), ttfb: ttfb.series(route, provider), byStatus: new Map(), retries: retries.series(route), tokensByModel: new Map(), route, provider };
       series.set(key, found);
     }
     return found;
@@ -126,20 +128,23 @@ export function createWorkerMetrics(bufferedBytes: () => number = () => 0): Work
     exchange(s, status, durationMs, ttfbMs) {
       let counter = s.byStatus.get(status);
       if (counter === undefined) {
-        counter = requests.labels(s.route, s.provider, String(status));
+        counter = requests.series(s.route, s.provider, String(status));
         s.byStatus.set(status, counter);
       }
-      counter.inc();
-      s.duration.observe(durationMs / 1000);
-      if (ttfbMs >= 0) s.ttfb.observe(ttfbMs / 1000);
+      counter.value += 1;
+      duration.observe(s.duration, durationMs / 1000);
+      if (ttfbMs >= 0) ttfb.observe(s.ttfb, ttfbMs / 1000);
     },
-    retry: (s) => s.retries.inc(),
+    retry(s) {
+      s.retries.value += 1;
+    },
     tokens(s, model, usage) {
       const counters = tokenSeries(s, model);
-      if (usage.input > 0) counters.input.inc(usage.input);
-      if (usage.output > 0) counters.output.inc(usage.output);
-      if (usage.cacheRead > 0) counters.cacheRead.inc(usage.cacheRead);
-      if (usage.cacheWrite > 0) counters.cacheWrite.inc(usage.cacheWrite);
+      // Counts from an upstream's JSON: only finite positive numbers count (prom-client threw on others).
+      if (usage.input > 0 && Number.isFinite(usage.input)) counters.input.value += usage.input;
+      if (usage.output > 0 && Number.isFinite(usage.output)) counters.output.value += usage.output;
+      if (usage.cacheRead > 0 && Number.isFinite(usage.cacheRead)) counters.cacheRead.value += usage.cacheRead;
+      if (usage.cacheWrite > 0 && Number.isFinite(usage.cacheWrite)) counters.cacheWrite.value += usage.cacheWrite;
     },
     rateLimited: (s, reason, clientKey) => rateLimited.labels(s.route, reason, clientKey).inc(),
     upstreamError: (reason) => upstreamErrors.inc({ reason }),
