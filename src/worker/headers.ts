@@ -24,7 +24,8 @@ const responseHopByHop = new Set(['connection', 'keep-alive', 'proxy-connection'
 
 /** Names listed in a Connection header are hop-by-hop too (RFC 9110 7.6.1), from every line of it. */
 function connectionListed(value: string | undefined, into?: Set<string>): Set<string> | undefined {
-  if (value === undefined || value === '') return into;
+  // What nearly every upstream sends, and names nothing: no split for it.
+  if (value === undefined || value === '' || value === 'keep-alive' || value === 'close') return into;
   let names = into;
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();

@@ -15,15 +15,76 @@ export interface BodyReadLimits {
   readonly budgetBytes: number;
 }
 
+/** A body being read, as the idle watch sees it. */
+interface WatchedRead {
+  readonly idleMs: number;
+  /** The watch's sweep count when the client last sent something. */
+  lastSweep: number;
+  readonly onIdle: () => void;
+}
+
+/**
+ * One timer per worker for every body being read, instead of a timer per request: arming and
+ * clearing one (and refreshing it per chunk) was a measurable part of a small request's cost, for a
+ * timeout that almost never fires. A read times out at the first sweep at least idleMs after the
+ * client last sent something, i.e. up to one sweep interval late. The timer stops once it has seen
+ * no read for a while, so an idle worker sleeps.
+ */
+class IdleWatch {
+  static readonly sweepMs = 100;
+  static readonly quietSweepsBeforeStop = 20;
+  readonly #reads = new Set<WatchedRead>();
+  #sweeps = 0;
+  #quietSweeps = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  get sweeps(): number {
+    return this.#sweeps;
+  }
+
+  add(read: WatchedRead): void {
+    this.#reads.add(read);
+    this.#quietSweeps = 0;
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#sweep(), IdleWatch.sweepMs);
+      this.#timer.unref();
+    }
+  }
+
+  delete(read: WatchedRead): void {
+    this.#reads.delete(read);
+  }
+
+  #sweep(): void {
+    this.#sweeps += 1;
+    if (this.#reads.size === 0) {
+      this.#quietSweeps += 1;
+      if (this.#quietSweeps >= IdleWatch.quietSweepsBeforeStop && this.#timer !== undefined) {
+        clearInterval(this.#timer);
+        this.#timer = undefined;
+      }
+      return;
+    }
+    // A sweep count, not a clock: the last chunk came after sweep `lastSweep`, so at least
+    // (sweeps - lastSweep - 1) whole intervals have passed since.
+    for (const read of this.#reads) {
+      if ((this.#sweeps - read.lastSweep - 1) * IdleWatch.sweepMs >= read.idleMs) read.onIdle();
+    }
+  }
+}
+
+const idleWatch = new IdleWatch();
+
 export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  const idle = setTimeout(() => finish('timeout'), limits.idleMs);
+  const watched: WatchedRead = { idleMs: limits.idleMs, lastSweep: idleWatch.sweeps, onIdle: () => finish('timeout') };
+  idleWatch.add(watched);
   const finish = (result: BodyResult) => {
     if (finished) return;
     finished = true;
-    clearTimeout(idle);
+    idleWatch.delete(watched);
     // Only a whole body stays held (and counted); a refused or broken one is dropped here.
     if (!Buffer.isBuffer(result)) {
       limits.budget.give(size);
@@ -36,7 +97,7 @@ export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytes
     done(result);
   };
   const onData = (chunk: Buffer) => {
-    idle.refresh();
+    watched.lastSweep = idleWatch.sweeps;
     owner.bytesIn = size + chunk.length;
     if (size + chunk.length > limits.maxBytes) {
       source.pause();

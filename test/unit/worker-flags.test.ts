@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import { workerExecArgv } from '../../src/primary/worker-flags.js';
 
 describe('worker node flags', function () {
-  it('adds a 4 MB semi-space and keeps the primary flags', function () {
-    expect(workerExecArgv(['--enable-source-maps'], undefined)).to.deep.equal(['--enable-source-maps', '--max-semi-space-size=4']);
+  it('adds an 8 MB semi-space and keeps the primary flags', function () {
+    expect(workerExecArgv(['--enable-source-maps'], undefined)).to.deep.equal(['--enable-source-maps', '--max-semi-space-size=8']);
   });
 
   it('leaves the semi-space to the operator when the command line or NODE_OPTIONS sets it', function () {
