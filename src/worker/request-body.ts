@@ -21,6 +21,8 @@ interface WatchedRead {
   /** The watch's sweep count when the client last sent something. */
   lastSweep: number;
   readonly onIdle: () => void;
+  /** Where it is in the watch's list (-1 once removed). */
+  slot: number;
 }
 
 /**
@@ -30,10 +32,12 @@ interface WatchedRead {
  * client last sent something, i.e. up to one sweep interval late. The timer stops once it has seen
  * no read for a while, so an idle worker sleeps.
  */
-class IdleWatch {
+export class IdleWatch {
   static readonly sweepMs = 100;
   static readonly quietSweepsBeforeStop = 20;
-  readonly #reads = new Set<WatchedRead>();
+  // A list with each read knowing its slot: removal swaps the last one in. A Set's delete showed in
+  // S1 profiles at about 2 µs a request under this churn (an add and a delete per request).
+  readonly #reads: WatchedRead[] = [];
   #sweeps = 0;
   #quietSweeps = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -43,7 +47,8 @@ class IdleWatch {
   }
 
   add(read: WatchedRead): void {
-    this.#reads.add(read);
+    read.slot = this.#reads.length;
+    this.#reads.push(read);
     this.#quietSweeps = 0;
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#sweep(), IdleWatch.sweepMs);
@@ -52,12 +57,19 @@ class IdleWatch {
   }
 
   delete(read: WatchedRead): void {
-    this.#reads.delete(read);
+    const slot = read.slot;
+    if (slot < 0) return;
+    read.slot = -1;
+    const last = this.#reads.pop() as WatchedRead;
+    if (last !== read) {
+      last.slot = slot;
+      this.#reads[slot] = last;
+    }
   }
 
   #sweep(): void {
     this.#sweeps += 1;
-    if (this.#reads.size === 0) {
+    if (this.#reads.length === 0) {
       this.#quietSweeps += 1;
       if (this.#quietSweeps >= IdleWatch.quietSweepsBeforeStop && this.#timer !== undefined) {
         clearInterval(this.#timer);
@@ -67,9 +79,9 @@ class IdleWatch {
     }
     // A sweep count, not a clock: the last chunk came after sweep `lastSweep`, so at least
     // (sweeps - lastSweep - 1) whole intervals have passed since.
-    for (const read of this.#reads) {
-      if ((this.#sweeps - read.lastSweep - 1) * IdleWatch.sweepMs >= read.idleMs) read.onIdle();
-    }
+    // Timed-out reads are collected first: onIdle removes a read, which reorders the list.
+    const idle = this.#reads.filter((read) => (this.#sweeps - read.lastSweep - 1) * IdleWatch.sweepMs >= read.idleMs);
+    for (const read of idle) read.onIdle();
   }
 }
 
@@ -79,7 +91,7 @@ export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytes
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  const watched: WatchedRead = { idleMs: limits.idleMs, lastSweep: idleWatch.sweeps, onIdle: () => finish('timeout') };
+  const watched: WatchedRead = { idleMs: limits.idleMs, lastSweep: idleWatch.sweeps, onIdle: () => finish('timeout'), slot: -1 };
   idleWatch.add(watched);
   const finish = (result: BodyResult) => {
     if (finished) return;
