@@ -24,6 +24,8 @@ export interface ProxyOptions extends ProxyUnderTestOptions {
    * load's key global. Last, because a matcher that scanned the keys would find it at its slowest.
    */
   clientKeys?: number | undefined;
+  /** Another build's CLI (bench/pinned-ab.ts compares builds); this checkout's dist/cli.js by default. */
+  cliPath?: string;
 }
 
 export interface ProxyTarget {
@@ -65,7 +67,7 @@ export async function startLlmProxy(o: ProxyOptions): Promise<ProxyTarget> {
   );
   const logFile = join(o.dir, 'llm-proxy.log');
   const log = await open(logFile, 'w');
-  const child = spawn(process.execPath, [...(o.nodeFlags ?? []), cliPath, 'start', '-c', configFile], {
+  const child = spawn(process.execPath, [...(o.nodeFlags ?? []), o.cliPath ?? cliPath, 'start', '-c', configFile], {
     stdio: ['ignore', log.fd, log.fd],
     cwd: o.dir,
   });

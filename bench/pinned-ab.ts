@@ -1,0 +1,132 @@
+// A/B of llm-proxy builds with less noise than the full bench: each target runs one worker pinned
+// alone to CPU 1, while the mock upstream, wrk and this script share CPU 0, so the worker is the
+// bottleneck and its CPU per request is what the rounds compare. Short rounds interleave the targets
+// (the order reversed every other round), since this VM's speed drifts by a third within minutes:
+// compare targets round by round, not run by run. The load is S1's (HTTP/1.1 keep-alive, small JSON).
+//
+//   npm run bench:ab -- --rev HEAD~1            the working tree against HEAD~1 (and bare Node)
+//   npm run bench:ab -- --rev v1 --rev v2 --rounds 16
+//
+// A revision is built from `git archive` in a temporary directory against this checkout's
+// node_modules, so one whose dependencies differ must be compared by hand. Linux with taskset and
+// at least two CPUs; see docs/performance.md, "Comparing two builds".
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { writeCertificates } from '../test/helpers/certs.js';
+import { startBare } from './lib/bare-target.js';
+import { startMock } from './lib/mock-process.js';
+import { freePort } from './lib/ports.js';
+import { cpuMillis, processTree } from './lib/proc.js';
+import { startLlmProxy } from './lib/proxy-target.js';
+import { median } from './lib/stats.js';
+import { runWrk } from './lib/wrk.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const program = new Command('bench:ab')
+  .description('Compare llm-proxy builds (the working tree and git revisions), one pinned worker each, in interleaved rounds')
+  .option('--rev <rev>', 'a git revision to build and compare (repeatable)', (rev: string, all: string[]) => [...all, rev], [] as string[])
+  .option('--no-bare', 'leave out the bare Node proxy')
+  .option('--rounds <n>', 'rounds per target', '12')
+  .option('--seconds <n>', 'seconds per round', '3')
+  .option('--connections <n>', 'wrk connections', '32')
+  .parse();
+const opts = program.opts<{ rev: string[]; bare: boolean; rounds: string; seconds: string; connections: string }>();
+const rounds = Number(opts.rounds);
+const seconds = Number(opts.seconds);
+const connections = Number(opts.connections);
+if (cpus().length < 2) throw new Error('bench:ab needs two CPUs: one for the workers, one for the load');
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const pin = (pid: number, cpu: number) => execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+// Everything this script starts from now on inherits CPU 0; the targets are moved to CPU 1.
+pin(process.pid, 0);
+
+const dir = await mkdtemp(join(tmpdir(), 'llm-proxy-ab-'));
+
+/** A checkout of `rev` with its dist/ built, in `dir`. */
+async function buildRevision(rev: string): Promise<string> {
+  const sha = execFileSync('git', ['rev-parse', '--short', rev], { cwd: root, encoding: 'utf8' }).trim();
+  const checkout = await mkdtemp(join(dir, `rev-${sha}-`));
+  execFileSync('sh', ['-c', `git archive ${sha} | tar -x -C '${checkout}'`], { cwd: root });
+  await symlink(join(root, 'node_modules'), join(checkout, 'node_modules'));
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: checkout, stdio: 'inherit' });
+  return checkout;
+}
+
+interface AbTarget {
+  readonly name: string;
+  readonly port: number;
+  readonly pids: number[];
+  stop(): Promise<void>;
+}
+
+const certs = await writeCertificates(dir, { names: ['localhost', '127.0.0.1'] });
+const clientKey = 'bench-client-key-0001';
+const bodyFile = join(dir, 'small.json');
+await writeFile(bodyFile, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] }));
+const mock = await startMock(certs.certFile, certs.keyFile);
+const builds = [{ name: 'working', checkout: root }];
+for (const rev of opts.rev) builds.push({ name: rev, checkout: await buildRevision(rev) });
+
+const targets: AbTarget[] = [];
+if (opts.bare) {
+  const port = await freePort();
+  const bare = await startBare({ dir, port, upstreamPort: mock.plainPort, workers: 1, certFile: certs.certFile, keyFile: certs.keyFile });
+  targets.push({ name: 'bare', port, pids: await processTree(bare.pid), stop: () => bare.stop() });
+}
+for (const build of builds) {
+  const port = await freePort();
+  const proxy = await startLlmProxy({
+    dir: await mkdtemp(join(dir, 'proxy-')),
+    port,
+    upstreamPort: mock.plainPort,
+    workers: 1,
+    certFile: certs.certFile,
+    keyFile: certs.keyFile,
+    clientKey,
+    cliPath: join(build.checkout, 'dist/cli.js'),
+  });
+  targets.push({ name: build.name, port, pids: await processTree(proxy.pid), stop: () => proxy.stop() });
+}
+for (const target of targets) for (const pid of target.pids) pin(pid, 1);
+
+const headers = ['content-type: application/json', `authorization: Bearer ${clientKey}`];
+const load = (target: AbTarget, s: number) =>
+  runWrk({ url: `https://127.0.0.1:${target.port}/v1/chat/completions`, connections, threads: 1, seconds: s, headers, bodyFile });
+
+say(`bench:ab: ${targets.map((t) => t.name).join(', ')}; ${rounds} rounds of ${seconds} s, ${connections} connections; one worker each on CPU 1`);
+for (const target of targets) await load(target, 2);
+const measured = new Map<string, { rps: number; usPerRequest: number }[]>(targets.map((t) => [t.name, []]));
+for (let round = 0; round < rounds; round++) {
+  for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+    const before = await cpuMillis(target.pids);
+    const result = await load(target, seconds);
+    const used = (await cpuMillis(target.pids)) - before;
+    if (result.errors > 0) say(`  ${target.name}: ${result.errors} errors in round ${round + 1}`);
+    measured.get(target.name)?.push({ rps: result.rps, usPerRequest: (used / result.requests) * 1000 });
+  }
+}
+
+const fixed = (n: number, digits = 0) => n.toFixed(digits);
+say('\ntarget          req/s median   CPU µs/request: median   min   per round');
+for (const [name, rows] of measured) {
+  const us = rows.map((r) => r.usPerRequest);
+  say(`${name.padEnd(16)}${fixed(median(rows.map((r) => r.rps))).padStart(12)}${fixed(median(us)).padStart(25)}${fixed(Math.min(...us)).padStart(6)}   ${us.map((u) => fixed(u)).join(' ')}`);
+}
+// Paired: each round's ratio to the working tree, measured minutes apart at most.
+const working = measured.get('working') ?? [];
+say('\nCPU per request against the working tree, median of the per-round ratios:');
+for (const [name, rows] of measured) {
+  if (name === 'working') continue;
+  const ratios = rows.map((r, i) => r.usPerRequest / (working[i]?.usPerRequest ?? Number.NaN));
+  say(`  ${name.padEnd(14)} ${fixed(median(ratios), 3)}x  (rounds: ${ratios.map((r) => fixed(r, 2)).join(' ')})`);
+}
+
+for (const target of targets) await target.stop();
+await mock.stop();
+await rm(dir, { recursive: true, force: true });
