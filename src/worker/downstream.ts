@@ -198,6 +198,9 @@ export class H1Downstream implements Downstream {
 
   respond(status: number, headers: OutgoingHeaders, eventStream = false): void {
     headers[requestIdHeader] = this.reqId;
+    // A request body we did not read would be parsed as the next request: close instead (an answer
+    // before the body, such as a 401 or a body's 408, must not leave the connection waiting for it).
+    if (!this.req.complete) headers.connection = 'close';
     this.res.writeHead(status, headers);
     // An event stream's headers go out now: the client should not wait for the first token to see them.
     if (eventStream) this.res.flushHeaders();
@@ -214,7 +217,6 @@ export class H1Downstream implements Downstream {
 
   end(chunk?: string | Buffer): void {
     if (chunk !== undefined) this.bytesOut += Buffer.byteLength(chunk);
-    // A request body we did not read would be parsed as the next request: close instead.
     if (!this.req.complete && !this.res.headersSent) this.res.setHeader('connection', 'close');
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);

@@ -190,7 +190,10 @@ function applyHttp1Limits(server: Http2SecureServer, snapshot: Snapshot): void {
   const target = server as unknown as Record<string, number>;
   target.keepAliveTimeout = snapshot.timeouts.keepAliveMs;
   target.headersTimeout = snapshot.timeouts.requestHeaderMs;
-  target.requestTimeout = Math.max(snapshot.timeouts.idleMs, snapshot.timeouts.requestHeaderMs);
+  // Off: Node's requestTimeout caps the whole request's arrival, so a body still coming after it
+  // would be cut (no timeout caps a transfer; idle is the longest gap). The body's idle watch and
+  // headersTimeout cover what it would; racing the watch, it also cut idle bodies without the 408.
+  target.requestTimeout = 0;
   target.maxHeaderSize = snapshot.limits.maxHeaderBytes;
   // Node checks headersTimeout only on this interval (30 s under allowHTTP1), so a slow client could
   // hold a connection far past timeouts.request_header; it is read when the server starts listening.

@@ -129,6 +129,35 @@ describe('hostile clients (2 workers)', function () {
       expect(performance.now() - started).to.be.within(1_500, 6_000);
     });
 
+    it('an answer given before the body (a wrong key) closes the connection instead of waiting for the body', async function () {
+      const started = performance.now();
+      const res = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer sk-wrong\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model":`, 8_000);
+      expect(statusOf(res)).to.equal(401);
+      expect(res.toLowerCase()).to.include('\r\nconnection: close\r\n');
+      expect(performance.now() - started).to.be.below(1_500);
+    });
+
+    it('a body that keeps coming for longer than timeouts.idle and request_header together is forwarded whole', async function () {
+      // Regression: Node's own requestTimeout (then max(idle, request_header)) cut it unanswered.
+      const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'slow but steady' }] });
+      const socket = await openTls(fx.proxy.caPem, fx.proxy.port, 'http/1.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const closed = closedWithin(socket, 12_000);
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      const pieces = 10;
+      const step = Math.ceil(body.length / pieces);
+      const started = performance.now();
+      for (let i = 0; i < pieces; i += 1) {
+        await sleep(500);
+        socket.write(body.slice(i * step, (i + 1) * step));
+      }
+      await closed;
+      expect(performance.now() - started).to.be.above(4_500);
+      const res = Buffer.concat(chunks).toString('latin1');
+      expect(statusOf(res), res.slice(0, 200)).to.equal(200);
+    });
+
     it('a body longer than declared: the excess is a malformed next request, answered 400, and the connection closed', async function () {
       const res = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}\r\n${auth}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}garbage that is not a request\r\n\r\n`);
       // Node parses the excess at once: its 400 may come before or after the first request's answer.
