@@ -56,7 +56,7 @@ const program = new Command('bench')
   .option('--limited-keys <n>', 'configure n more client keys with rate limits beside the (unlimited) key the load uses', '0')
   .option('--client-keys <n>', "configure n plain client keys on the load's route, the key the load sends last of them (default: that one key, global)")
   .option('--node-flags <flags>', 'extra node flags for the llm-proxy processes, e.g. "--max-semi-space-size=4"')
-  .option('--profile', 'run llm-proxy under --cpu-prof; keep the profiles and print where the time went (slows it down)');
+  .option('--profile', 'run llm-proxy and the bare proxy under --cpu-prof; keep the profiles and print where the time went in each (slows both down)');
 program.parse();
 const opts = program.opts<{ quick?: boolean; strict?: boolean; scenarios: string; rounds?: string; workers: string; out?: string; keep?: boolean; profile?: boolean; nodeFlags?: string; limitedKeys: string; clientKeys?: string }>();
 
@@ -82,12 +82,12 @@ function fail(message: string): never {
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-/** Every process of the proxy wrote a profile when it exited; the busiest are the workers. */
-async function reportProfiles(profileDir: string): Promise<void> {
+/** Every process of a proxy wrote a profile when it exited; the busiest are the workers. */
+async function reportProfiles(target: string, profileDir: string): Promise<void> {
   const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profileDir, f));
   const summaries = await Promise.all(files.map(async (file) => ({ file, summary: await summariseProfile(file) })));
   say();
-  say('CPU profiles of the llm-proxy processes (open a .cpuprofile in Chrome DevTools or speedscope for the flame graph):');
+  say(`CPU profiles of the ${target} processes (open a .cpuprofile in Chrome DevTools or speedscope for the flame graph):`);
   for (const { file, summary } of summaries.sort((a, b) => b.summary.busyMs - a.summary.busyMs)) say(renderProfile(file, summary));
 }
 
@@ -138,11 +138,14 @@ const nginxPort = await freePort();
 const nginx = await startNginx({ dir, port: nginxPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
 await waitForPort(nginxPort, 'nginx');
 const barePort = await freePort();
-const bare = await startBare({ dir, port: barePort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile });
-const proxyPort = await freePort();
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+// Both Node proxies are profiled over the same load, so a cost can be told as llm-proxy's own or the stack's.
 const profileDir = join(root, 'bench/results', `profiles-${stamp}`);
-const nodeFlags = [...(opts.nodeFlags?.split(/\s+/).filter((f) => f !== '') ?? []), ...(opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+const bareProfileDir = join(profileDir, 'bare');
+const profileFlags = (into: string) => (opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${into}`] : []);
+const bare = await startBare({ dir, port: barePort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, nodeFlags: profileFlags(bareProfileDir) });
+const proxyPort = await freePort();
+const nodeFlags = [...(opts.nodeFlags?.split(/\s+/).filter((f) => f !== '') ?? []), ...profileFlags(profileDir)];
 const proxy = await startLlmProxy({ dir, port: proxyPort, upstreamPort: mock.plainPort, workers, certFile: certs.certFile, keyFile: certs.keyFile, clientKey, nodeFlags, limitedKeys, clientKeys });
 
 const targets: Record<TargetName, Target> = {
@@ -207,7 +210,10 @@ try {
   await bare.stop();
   await nginx.stop();
   await mock.stop();
-  if (opts.profile === true) await reportProfiles(profileDir);
+  if (opts.profile === true) {
+    await reportProfiles('llm-proxy', profileDir);
+    await reportProfiles('bare proxy', bareProfileDir);
+  }
   if (opts.keep === true) say(`run directory kept: ${dir}`);
   else await rm(dir, { recursive: true, force: true });
 }

@@ -41,11 +41,12 @@ async function bundle(dir: string): Promise<string | undefined> {
   return outfile;
 }
 
-export async function startBare(o: ProxyUnderTestOptions): Promise<BareProcess> {
+/** nodeFlags: for the primary, which cluster passes on to the workers (`--cpu-prof` profiles each). */
+export async function startBare(o: ProxyUnderTestOptions & { nodeFlags?: readonly string[] }): Promise<BareProcess> {
   const bundled = await bundle(o.dir);
   const args: BareOptions = { port: o.port, upstreamPort: o.upstreamPort, workers: o.workers, certFile: o.certFile, keyFile: o.keyFile };
   const argv = bundled === undefined ? ['--import', 'tsx', entry] : [bundled];
-  const child = spawn(process.execPath, [...argv, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(o.nodeFlags ?? []), ...argv, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pid = child.pid;
   if (pid === undefined) throw new Error('bare-proxy did not start');
   const exited = once(child, 'exit');
