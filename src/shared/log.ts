@@ -60,7 +60,7 @@ export function infoLineWriterOf(log: Logger): InfoLineWriter | undefined {
 }
 
 /** pino's number for the info level. */
-const infoLevel = 30;
+export const infoLevel = 30;
 
 function infoLineWriter(log: Logger, destination: LineBatcher, bindings: string): InfoLineWriter {
   const head = `{"level":${infoLevel},"time":"`;

@@ -1,6 +1,6 @@
 // The end of every exchange, whichever way it ended: one access log line, the exchange metrics, and
 // the release of its key's admission (with the tokens it is charged).
-import { infoLineWriterOf, type Logger } from '../shared/log.js';
+import { infoLevel, infoLineWriterOf, type Logger } from '../shared/log.js';
 import type { ClientKeySpec } from '../shared/snapshot.js';
 import { chargedTokens, type RequestTokens } from '../shared/usage/estimate.js';
 import type { TokenUsage } from '../shared/usage/token-usage.js';
@@ -68,9 +68,10 @@ export function writeAccessLog(ctx: AccessLogContext, record: ExchangeRecord): v
   if (route !== undefined && usage !== undefined) ctx.metrics.tokens(route.metrics, model ?? '', usage);
   // Frees the key's concurrency slot and charges its tokens-per-minute budget with what was used.
   record.admission?.release(tokensCharged(record));
-  if (!ctx.log.isLevelEnabled('info')) return;
+  // levelVal, not isLevelEnabled('info'): that looked the level up by name, half of this function's time.
+  if (ctx.log.levelVal > infoLevel) return;
   const members = accessLineMembers(record, durationMs);
-  const write = infoLineWriterOf(ctx.log);
+  const write = lineWriterOf(ctx.log);
   if (write !== undefined) write(members, 'request');
   // A pretty logger is for a person at a terminal: the same fields, through pino.
   else ctx.log.info(JSON.parse(`{${members}}`) as object, 'request');
@@ -89,16 +90,41 @@ export function accessLineMembers(record: ExchangeRecord, durationMs: number): s
   const q = target.indexOf('?');
   // Never the query: a Gemini client may carry its key there.
   let line = `"reqId":"${record.reqId}"${text('clientRequestId', clientRequestId(down.rawHeaders))},"method":${JSON.stringify(down.method)},"path":${JSON.stringify(q === -1 ? target : target.slice(0, q))},"protocol":"${down.protocol}"`;
-  if (route !== undefined) line += `${text('route', route.spec.label)}${text('provider', route.spec.type)}`;
-  line += text('clientKey', record.clientKey?.label);
+  if (route !== undefined) line += route.logFields;
+  const clientKey = record.clientKey;
+  if (clientKey !== undefined) line += clientKeyField(clientKey);
   if (record.model !== undefined) line += text('model', record.model.slice(0, maxLoggedModelLength));
-  line += text('instance', record.instance?.spec.name);
+  const instance = record.instance;
+  if (instance !== undefined) line += instance.logField;
   if (record.attempts > 0) line += `,"attempts":${record.attempts}`;
   line += `,"status":${record.status}${text('code', record.flag)}${text('reason', record.reason)},"bytesIn":${down.bytesIn},"bytesOut":${down.bytesOut}`;
   if (record.ttfbMs >= 0) line += `,"ttfbMs":${round(record.ttfbMs)}`;
   line += `,"durationMs":${round(durationMs)}`;
   if (usage !== undefined) line += `${count('inputTokens', usage.input)}${count('outputTokens', usage.output)}${count('cacheReadTokens', usage.cacheRead)}${count('cacheWriteTokens', usage.cacheWrite)}`;
   return line;
+}
+
+// The worker has one logger: its line writer is looked up once, not in a WeakMap per request.
+let lastLog: Logger | undefined;
+let lastWriter: ReturnType<typeof infoLineWriterOf>;
+function lineWriterOf(log: Logger): ReturnType<typeof infoLineWriterOf> {
+  if (log !== lastLog) {
+    lastLog = log;
+    lastWriter = infoLineWriterOf(log);
+  }
+  return lastWriter;
+}
+
+// A key's `clientKey` member, serialised the first time the key is logged. Keyed by the snapshot's
+// spec object, so a reload that changes a key's label starts afresh.
+const clientKeyFields = new WeakMap<ClientKeySpec, string>();
+function clientKeyField(key: ClientKeySpec): string {
+  let field = clientKeyFields.get(key);
+  if (field === undefined) {
+    field = text('clientKey', key.label);
+    clientKeyFields.set(key, field);
+  }
+  return field;
 }
 
 function text(name: string, value: string | undefined): string {

@@ -29,6 +29,8 @@ export interface CompiledInstance {
   readonly scrubbedFromBodies: readonly Buffer[];
   /** What replaces it there (`sk-...wxyz`). */
   readonly maskedKey: Buffer;
+  /** The access line's `instance` member, serialised once (with its leading comma). */
+  readonly logField: string;
 }
 
 /** The instances a request may go to now; replaced whenever health changes. */
@@ -57,6 +59,8 @@ export interface CompiledRoute {
   /** Lower-case header names never forwarded on this route: hop-by-hop plus client credentials. */
   readonly credentialHeaders: ReadonlySet<string>;
   readonly metrics: RouteSeries;
+  /** The access line's `route` and `provider` members, serialised once (with a leading comma). */
+  readonly logFields: string;
 }
 
 export interface RouteMatch {
@@ -164,6 +168,7 @@ function compileRoute(spec: RouteSpec, globalKeys: ClientKeyIndex, deps: RouteTa
     trial: undefined,
     credentialHeaders: new Set(table.clientKeyHeaders),
     metrics: deps.metrics.routeSeries(spec.label, spec.type),
+    logFields: `,"route":${JSON.stringify(spec.label)},"provider":${JSON.stringify(spec.type)}`,
   };
 }
 
@@ -179,6 +184,7 @@ function compileInstance(spec: InstanceSpec, route: RouteSpec, table: ProviderTa
     outcomes: deps.outcomes.counterFor(spec.id),
     scrubbedFromBodies: spec.upstreamKey === undefined ? [] : [...new Set([spec.upstreamKey, encodeURIComponent(spec.upstreamKey)])].map((form) => Buffer.from(form)),
     maskedKey: Buffer.from(spec.upstreamKey === undefined ? '' : maskKey(spec.upstreamKey)),
+    logField: `,"instance":${JSON.stringify(spec.name)}`,
   };
 }
 

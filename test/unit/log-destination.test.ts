@@ -34,6 +34,24 @@ describe('log destination', function () {
     expect(readFileSync(file, 'utf8') === expected, 'file content equals the lines in order').to.equal(true);
   });
 
+  it('keeps multi-byte lines whole across batch edges, and a line longer than a write in its place', async function () {
+    const file = join(dir, 'multibyte.log');
+    const fd = openSync(file, 'w');
+    // Small batches, so that edges fall everywhere: some lines are 3 and 4 bytes a character.
+    const batcher = new LineBatcher(fd, { sizes: { batchBytes: 97, maxWriteBytes: 211 } });
+    const pieces = ['é', '€', '😀', 'a'];
+    let expected = '';
+    for (let i = 0; i < 3_000; i++) {
+      const text = (pieces[i % 4] as string).repeat(i % 37) + (i % 500 === 0 ? '🧵'.repeat(300) : '');
+      const l = `{"i":${i},"t":"${text}"}\n`;
+      batcher.write(l);
+      expected += l;
+    }
+    await new Promise<void>((resolve) => batcher.flush(resolve));
+    closeSync(fd);
+    expect(readFileSync(file, 'utf8') === expected, 'file content equals the lines in order').to.equal(true);
+  });
+
   it('writes a lone line after the flush interval, without more lines to fill a batch', async function () {
     const file = join(dir, 'lone.log');
     const fd = openSync(file, 'w');

@@ -143,6 +143,8 @@ describe('byte-level key search', function () {
       usage: { prompt_tokens: 5, d: { e: '}"{\\' } },
       after: { usage: { fake: 2 } },
       note: 'ends with a backslash \\',
+      // Longer than the scan's short window, with escaped quotes on both sides of its edge.
+      long: `${'a'.repeat(45)}"${'b'.repeat(70)}\\"{${'c'.repeat(31)}"`,
       n: -1.5e3,
       flag: true,
       empty: null,

@@ -27,5 +27,12 @@ const bearer = /^bearer\s+/i;
 
 /** `Authorization: Bearer k` and, as the original allowed for OpenAI, a bare `Authorization: k`. */
 export function stripBearer(value: string): string {
+  // The form nearly every client sends, `Bearer k` with nothing around k to trim, without a regex.
+  if (value.startsWith('Bearer ') && isKeyEdge(value.charCodeAt(7)) && isKeyEdge(value.charCodeAt(value.length - 1))) return value.slice(7);
   return value.replace(bearer, '').trim();
+}
+
+/** Not whitespace as \s and trim() see it; header values are Latin-1, so the only one above 0x20 is NBSP. */
+function isKeyEdge(code: number): boolean {
+  return code > 0x20 && code !== 0xa0;
 }

@@ -23,9 +23,19 @@ function escapedAt(text: Buffer, at: number): boolean {
   return slashes % 2 === 1;
 }
 
+/**
+ * Index of the last quote before `before`, or -1. Keys and numbers' neighbours are a few bytes long:
+ * a loop over them costs less than a call into lastIndexOf, which is kept for long strings.
+ */
+function quoteBefore(text: Buffer, before: number): number {
+  const stop = Math.max(0, before - 32);
+  for (let i = before - 1; i >= stop; i--) if (text[i] === 0x22) return i;
+  return stop === 0 ? -1 : text.lastIndexOf(0x22, stop - 1);
+}
+
 /** Index of the quote that opens the string closed at `close`, or -1 when the text starts first. */
 function openingQuote(text: Buffer, close: number): number {
-  for (let at = close === 0 ? -1 : text.lastIndexOf(0x22, close - 1); at !== -1; at = at === 0 ? -1 : text.lastIndexOf(0x22, at - 1)) {
+  for (let at = quoteBefore(text, close); at !== -1; at = quoteBefore(text, at)) {
     if (!escapedAt(text, at)) return at;
   }
   return -1;
