@@ -1,10 +1,8 @@
 // Where the JSON log lines go: stdout, in batches of whole lines written off the event loop.
 // pino.destination (sonic-boom) appends each line to one growing string and measures its byte length
 // on every line, which flattens the string again each time (quadratic in the batch); a profile of S1
-// showed that, and the threadpool round trip per 4 KiB, as 4-5 % of a worker. Each line is encoded
-// here into one reused buffer as it is logged, while the string (a tree of the pieces it was built
-// from) is fresh in the cache and can die young: kept as a list and joined per batch, the strings
-// outlived a scavenge or two, and flattening the batch in fs.write cost a worker 4 µs a request.
+// showed that, and the threadpool round trip per 4 KiB, as 4-5 % of a worker. Lines are kept as a
+// list here and joined once per write.
 import { fstatSync, write, writeSync } from 'node:fs';
 
 /**
@@ -46,17 +44,16 @@ export interface LineBatcherOptions {
   onDropped?: (count: number) => void;
 }
 
-/** A pino destination: lines are encoded into batches as they come, and written one batch at a time. */
+/** A pino destination: lines are queued, joined into batches, and written one batch at a time. */
 export class LineBatcher {
   readonly #fd: number;
   readonly #sizes: BatchSizes;
   readonly #flushMs: number;
   readonly #maxQueuedBytes: number;
-  /** The open batch's bytes, in a buffer reused from batch to batch (a sealed batch is copied out). */
-  #open: Buffer;
-  #openBytes = 0;
+  #lines: string[] = [];
+  #lineBytes = 0;
   /** Batches sealed and not yet written; the first may be the rest of a partial write. */
-  #batches: Buffer[] = [];
+  #batches: (string | Buffer)[] = [];
   #queuedBytes = 0;
   #writing = false;
   #timer: NodeJS.Timeout | undefined;
@@ -71,7 +68,6 @@ export class LineBatcher {
     this.#flushMs = options.flushMs ?? 200;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
     this.#onDropped = options.onDropped;
-    this.#open = Buffer.allocUnsafeSlow(this.#sizes.maxWriteBytes);
   }
 
   /** Lines dropped so far because the reader did not keep up. */
@@ -80,27 +76,18 @@ export class LineBatcher {
   }
 
   write(line: string): boolean {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: room is checked by that bound, so that the
-    // string is encoded once, with no byte count first.
-    const bound = line.length * 3;
-    if (this.#queuedBytes + line.length > this.#maxQueuedBytes) {
+    const bytes = Buffer.byteLength(line);
+    if (this.#queuedBytes + bytes > this.#maxQueuedBytes) {
       this.#dropped += 1;
       return false;
     }
-    if (this.#openBytes > 0 && this.#openBytes + bound > this.#sizes.maxWriteBytes) this.#seal();
-    // A line longer than a whole write goes alone, in a buffer of its own.
-    if (bound > this.#open.length) {
-      const whole = Buffer.from(line);
-      this.#batches.push(whole);
-      this.#queuedBytes += whole.length;
-    } else {
-      const bytes = this.#open.write(line, this.#openBytes);
-      this.#openBytes += bytes;
-      this.#queuedBytes += bytes;
-      if (this.#openBytes >= this.#sizes.batchBytes) this.#seal();
-    }
+    if (this.#lineBytes + bytes > this.#sizes.maxWriteBytes && this.#lines.length > 0) this.#seal();
+    this.#lines.push(line);
+    this.#lineBytes += bytes;
+    this.#queuedBytes += bytes;
+    if (this.#lineBytes >= this.#sizes.batchBytes) this.#seal();
     if (!this.#writing && this.#batches.length > 0) this.#writeNext();
-    else if (this.#timer === undefined && this.#openBytes > 0) {
+    else if (this.#timer === undefined && this.#lines.length > 0) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#seal();
@@ -126,7 +113,7 @@ export class LineBatcher {
     this.#seal();
     const batches = this.#writing ? this.#batches.slice(1) : this.#batches;
     this.#batches = this.#writing ? this.#batches.slice(0, 1) : [];
-    for (const batch of batches) writeWhole(this.#fd, batch);
+    for (const batch of batches) writeWhole(this.#fd, typeof batch === 'string' ? Buffer.from(batch) : batch);
     this.#queuedBytes = 0;
   }
 
@@ -135,11 +122,10 @@ export class LineBatcher {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#openBytes === 0) return;
-    // Copied out at its own size: a batch sealed by the timer with one line in it must not keep a
-    // whole write's buffer while it waits for a slow reader.
-    this.#batches.push(Buffer.from(this.#open.subarray(0, this.#openBytes)));
-    this.#openBytes = 0;
+    if (this.#lines.length === 0) return;
+    this.#batches.push(this.#lines.length === 1 ? (this.#lines[0] as string) : this.#lines.join(''));
+    this.#lines = [];
+    this.#lineBytes = 0;
   }
 
   #writeNext(): void {
@@ -158,23 +144,24 @@ export class LineBatcher {
     }
     this.#writing = true;
     const written = (err: NodeJS.ErrnoException | null, n: number) => this.#written(batch, err, n);
-    write(this.#fd, batch, 0, batch.length, null, written);
+    if (typeof batch === 'string') write(this.#fd, batch, null, 'utf8', written);
+    else write(this.#fd, batch, 0, batch.length, null, written);
   }
 
-  #written(batch: Buffer, err: NodeJS.ErrnoException | null, n: number): void {
+  #written(batch: string | Buffer, err: NodeJS.ErrnoException | null, n: number): void {
     if (err !== null && (err.code === 'EAGAIN' || err.code === 'EBUSY')) {
       // A non-blocking descriptor whose reader is behind: try the same batch again shortly.
       setTimeout(() => this.#writeNext(), 20).unref();
       return;
     }
-    const bytes = batch.length;
+    const bytes = typeof batch === 'string' ? Buffer.byteLength(batch) : batch.length;
     this.#batches.shift();
     if (err !== null) {
       // EPIPE and the like: nobody reads any more, and nothing better can be done with the lines.
       this.#queuedBytes -= bytes;
     } else if (n < bytes) {
       this.#queuedBytes -= n;
-      this.#batches.unshift(batch.subarray(n));
+      this.#batches.unshift((typeof batch === 'string' ? Buffer.from(batch) : batch).subarray(n));
     } else {
       this.#queuedBytes -= bytes;
     }
