@@ -1,6 +1,7 @@
 // A worker killed outright (OOM killer, SIGKILL) under load: only what was on its connections fails,
 // and only as a broken connection; the primary forks a replacement; the port answers throughout.
 import { expect } from 'chai';
+import { acceptMode } from '../../src/shared/accept-mode.js';
 import { childPids, pollUntil } from '../helpers/cluster-ops.js';
 import { startMockProvider, type MockProvider } from '../helpers/mock-provider.js';
 import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
@@ -87,8 +88,15 @@ describe('supervision: a worker killed under load', function () {
     expect(afterKill('h1'), 'h1 exchanges completed after the kill').to.be.greaterThan(10);
     expect(afterKill('h2'), 'h2 exchanges completed after the kill').to.be.greaterThan(10);
 
-    // A new connection opened every 50 ms: only one the dead worker had already taken may fail.
-    const badProbes = probes.filter((o) => !succeeded(o) && !onDeadWorker(o));
+    // A new connection opened every 50 ms: only one the dead worker had already taken may fail. When
+    // each worker listens on its own SO_REUSEPORT socket (Node 22.12+), the kernel keeps hashing new
+    // connections to the dead worker's listener until the teardown of its process closes it, and
+    // resets those left in its queue (unless net.ipv4.tcp_migrate_req moves them): a probe begun in
+    // the few ms between the first reset seen and that close was the dead worker's too (seen in CI
+    // on Node 24: reset 2 ms after the first one). Later than that, none may fail.
+    const teardownMs = acceptMode() === 'workers' ? 25 : 0;
+    const onDyingListener = (o: Outcome) => o.startedAt <= deathSeenAt + teardownMs && o.error === 'ECONNRESET';
+    const badProbes = probes.filter((o) => !succeeded(o) && !onDeadWorker(o) && !onDyingListener(o));
     expect(badProbes, `probes that failed (${when}):\n${describeOutcomes(badProbes)}`).to.deep.equal([]);
     expect(probes.filter((o) => o.startedAt > killedAt && succeeded(o)).length).to.be.greaterThan(20);
 
