@@ -7,6 +7,8 @@
 //   x-bench-tokens: N, x-bench-interval-ms: T   stream N events, the first at once, then one every T ms
 //   x-body-crc32: C                             check the body's length and CRC-32, 422 if they differ
 //   x-bench-json-bytes: N                       answer a chat completion of exactly N bytes (S7)
+//   x-bench-stamp: 1                            begin every event's JSON with "sent_ms", the wall clock
+//                                               (ms, fractional) when the mock wrote it (S7)
 // GET /__bench/stats answers counters the orchestrator reads between runs.
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +16,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createSecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
+import { stampEvent } from './lib/event-stamp.js';
 
 const [certFile, keyFile] = process.argv.slice(2);
 if (certFile === undefined || keyFile === undefined) {
@@ -39,10 +42,16 @@ const mismatchAnswer = Buffer.from('{"error":{"message":"bench mock: body length
 // set, so the proxy's usage tap has real work in S4 and the event count stays the token count.
 const usageEvent = 'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":200,"total_tokens":212}}\n\n';
 
-function eventFor(index: number, last: boolean): string {
-  if (last) return usageEvent;
+function tokenEvent(index: number): string {
   const delta = JSON.stringify({ content: `tok${index} ` });
   return `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":${delta},"finish_reason":null}]}\n\n`;
+}
+
+function eventFor(index: number, last: boolean, stamp: boolean): string {
+  const text = last ? usageEvent : tokenEvent(index);
+  // The clock is read as the event is written, so a stall of the mock's own loop (such as writing a
+  // 10 MB answer) moves the stamp with it and the client can tell it from a stall on the path.
+  return stamp ? stampEvent(text) : text;
 }
 
 const largeAnswers = new Map<number, Buffer>();
@@ -71,6 +80,7 @@ interface Ask {
   crc: number | undefined;
   length: number;
   jsonBytes: number;
+  stamp: boolean;
 }
 
 function readAsk(headers: IncomingHttpHeaders): Ask {
@@ -84,6 +94,7 @@ function readAsk(headers: IncomingHttpHeaders): Ask {
     crc: typeof crc === 'string' ? Number(crc) : undefined,
     length: Number(headers['content-length'] ?? -1),
     jsonBytes: typeof jsonBytes === 'string' ? Number(jsonBytes) : 0,
+    stamp: headers['x-bench-stamp'] === '1',
   };
 }
 
@@ -121,7 +132,7 @@ function streamTokens(ask: Ask, reply: Reply): void {
       reply.end('data: [DONE]\n\n');
       return;
     }
-    reply.write(eventFor(sent, sent === ask.tokens - 1));
+    reply.write(eventFor(sent, sent === ask.tokens - 1, ask.stamp));
     sent += 1;
     stats.eventsSent += 1;
   };

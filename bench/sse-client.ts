@@ -3,6 +3,7 @@
 // Run as its own process (argv[2] is a JSON SseRun); prints one JSON SseReport line.
 import { readFile } from 'node:fs/promises';
 import { Pool } from 'undici';
+import { stampOf, stampRoom } from './lib/event-stamp.js';
 import { percentile } from './lib/stats.js';
 
 export interface SseRun {
@@ -17,6 +18,12 @@ export interface SseRun {
   rampMs: number;
   headers: Record<string, string>;
   body: string;
+  /**
+   * Ask the mock to stamp every event with the time it wrote it, and report the gaps the path added
+   * (each gap between two events less the gap between their stamps), which leave out the mock's
+   * own timer jitter and stalls.
+   */
+  stamped?: boolean;
 }
 
 export interface SseReport {
@@ -31,6 +38,9 @@ export interface SseReport {
   gapP50Ms: number;
   gapP99Ms: number;
   gapMaxMs: number;
+  /** With stamped: the gaps the path added; NaN without. */
+  addedGapP99Ms: number;
+  addedGapMaxMs: number;
   errors: string[];
 }
 
@@ -56,6 +66,7 @@ await Promise.all(
 
 const ttfts: number[] = [];
 const gaps: number[] = [];
+const addedGaps: number[] = [];
 const errors: string[] = [];
 let completed = 0;
 let events = 0;
@@ -63,8 +74,14 @@ let events = 0;
 /** One stream through dispatch(): per-chunk callbacks, no Readable or async iterator in the way. */
 function oneStream(): Promise<void> {
   const started = performance.now();
-  const headers = { ...run.headers, 'x-bench-tokens': String(run.tokens), 'x-bench-interval-ms': String(run.intervalMs) };
+  const headers: Record<string, string> = { ...run.headers, 'x-bench-tokens': String(run.tokens), 'x-bench-interval-ms': String(run.intervalMs) };
+  if (run.stamped === true) headers['x-bench-stamp'] = '1';
   let lastEventAt = -1;
+  // The opening bytes of the event being read, for its stamp; the last stamped event's stamp and arrival.
+  const head = Buffer.alloc(stampRoom);
+  let headLength = 0;
+  let lastStamp = Number.NaN;
+  let lastStampedAt = 0;
   let previousByte = 0;
   let received = 0;
   let status = 0;
@@ -83,11 +100,19 @@ function oneStream(): Promise<void> {
           // An event ends with a blank line: count the "\n\n" pairs, across chunk boundaries too.
           for (let i = 0; i < chunk.length; i++) {
             const byte = chunk[i] as number;
+            if (headLength < stampRoom) head[headLength++] = byte;
             if (byte === 0x0a && previousByte === 0x0a) {
               received += 1;
               if (lastEventAt < 0) ttfts.push(now - started);
               else gaps.push(now - lastEventAt);
               lastEventAt = now;
+              const stamp = stampOf(head, headLength);
+              if (!Number.isNaN(stamp)) {
+                if (!Number.isNaN(lastStamp)) addedGaps.push(now - lastStampedAt - (stamp - lastStamp));
+                lastStamp = stamp;
+                lastStampedAt = now;
+              }
+              headLength = 0;
             }
             previousByte = byte;
           }
@@ -131,6 +156,8 @@ const report: SseReport = {
   gapP50Ms: percentile(gaps, 50),
   gapP99Ms: percentile(gaps, 99),
   gapMaxMs: gaps.reduce((max, gap) => Math.max(max, gap), 0),
+  addedGapP99Ms: addedGaps.length > 0 ? percentile(addedGaps, 99) : Number.NaN,
+  addedGapMaxMs: addedGaps.length > 0 ? addedGaps.reduce((max, gap) => Math.max(max, gap), -Infinity) : Number.NaN,
   errors,
 };
 process.stdout.write(`${JSON.stringify(report)}\n`);

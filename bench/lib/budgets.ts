@@ -128,12 +128,15 @@ export function derive(id: string, rounds: Round[]): Derivation {
       for (const target of targetNames) {
         derived[`${target} longest gap with large responses minus without ms`] = perRound(rounds, (r) => metricOf(r, target, 'gapMaxAddedMs'));
         derived[`${target} gap p99 with large responses minus without ms`] = perRound(rounds, (r) => metricOf(r, target, 'gapP99AddedMs'));
+        derived[`${target} longest gap added on the path, with large responses minus without ms`] = perRound(rounds, (r) => metricOf(r, target, 'pathGapMaxAddedMs'));
       }
       derived['large responses fetched (all targets)'] = sumOver(rounds, targetNames, 'largeFetched');
       return {
         derived,
         checks: [
-          budget(derived, 'llm-proxy longest gap with large responses minus without ms', '<=', 5),
+          // On the gaps the path added: the mock's timers and its own 10 MB writes move every target's
+          // raw gaps by ±15 ms from run to run, direct access included, which would swamp 5 ms.
+          budget(derived, 'llm-proxy longest gap added on the path, with large responses minus without ms', '<=', 5),
           check('large responses that failed (all targets)', sumOver(rounds, targetNames, 'largeFailed'), '==', 0),
           streamsFailed,
         ],

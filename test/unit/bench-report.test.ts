@@ -2,6 +2,7 @@
 // budget checks. A wrong sign or a ratio taken across rounds would misreport every run.
 import { expect } from 'chai';
 import { allPass, renderScenario, summarise, type Round } from '../../bench/lib/report.js';
+import { stampEvent, stampOf, stampRoom } from '../../bench/lib/event-stamp.js';
 import { median, percentile } from '../../bench/lib/stats.js';
 
 type M = Record<string, number>;
@@ -92,14 +93,19 @@ describe('bench report', function () {
     expect(passes(summary)).to.deep.equal({ 'requests that failed (all targets)': true, 'responses that kept the connection open (all targets)': false });
   });
 
-  it('checks that large responses add at most 5 ms to llm-proxy longest gap between events', function () {
-    const g = (gapMaxMs: number, gapMaxLargeMs: number, largeFailed = 0) => ({
+  it('checks that large responses add at most 5 ms to the longest gap llm-proxy\'s path adds between events', function () {
+    // Raw gaps as the client saw them; the path's share is what is left with the mock's own gaps
+    // taken out (pathOf), and the budget is on that.
+    const g = (gapMaxMs: number, gapMaxLargeMs: number, largeFailed = 0, pathOf = (gap: number) => gap - 50) => ({
       gapMaxMs,
       gapMaxLargeMs,
       gapMaxAddedMs: gapMaxLargeMs - gapMaxMs,
       gapP99Ms: 51,
       gapP99LargeMs: 52,
       gapP99AddedMs: 1,
+      pathGapMaxMs: pathOf(gapMaxMs),
+      pathGapMaxLargeMs: pathOf(gapMaxLargeMs),
+      pathGapMaxAddedMs: pathOf(gapMaxLargeMs) - pathOf(gapMaxMs),
       largeFetched: 10,
       largeFailed,
       failed: 0,
@@ -107,15 +113,33 @@ describe('bench report', function () {
     const within = summarise('S7', 'large', [round(g(60, 61), g(60, 62), g(60, 70), g(60, 64)), round(g(60, 61), g(60, 62), g(60, 70), g(58, 80))]);
     // llm-proxy per round: +4, +22; the median of two is 13.
     expect(within.derived['llm-proxy longest gap with large responses minus without ms']).to.be.closeTo(13, 1e-9);
+    expect(within.derived['llm-proxy longest gap added on the path, with large responses minus without ms']).to.be.closeTo(13, 1e-9);
     expect(within.derived['bare longest gap with large responses minus without ms']).to.be.closeTo(10, 1e-9);
     expect(within.derived['large responses fetched (all targets)']).to.equal(80);
-    expect(passes(within)['llm-proxy longest gap with large responses minus without ms']).to.equal(false);
-    const ok = summarise('S7', 'large', [round(g(60, 61), g(60, 62), g(60, 70, 1), g(60, 65))]);
-    expect(passes(ok)).to.deep.equal({
-      'llm-proxy longest gap with large responses minus without ms': true,
+    expect(passes(within)['llm-proxy longest gap added on the path, with large responses minus without ms']).to.equal(false);
+    // The raw gap grew by 20 ms, all of it the mock's: the path added 2 ms, which meets the budget.
+    const mockStalled = summarise('S7', 'large', [round(g(60, 61), g(60, 62), g(60, 70, 1), g(60, 80, 0, (gap) => (gap === 80 ? 12 : 10)))]);
+    expect(passes(mockStalled)).to.deep.equal({
+      'llm-proxy longest gap added on the path, with large responses minus without ms': true,
       'large responses that failed (all targets)': false,
       'streams that failed (all targets)': true,
     });
-    expect(renderScenario(ok)).to.match(/^bare .* 70\.0 /m);
+    expect(renderScenario(mockStalled)).to.match(/^bare .* 70\.0 /m);
+  });
+
+  it('reads back the stamp the mock puts first in an event, and none from an event without one', function () {
+    const event = 'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","choices":[]}\n\n';
+    const before = performance.timeOrigin + performance.now();
+    const stamped = stampEvent(event);
+    const after = performance.timeOrigin + performance.now();
+    expect(JSON.parse(stamped.slice('data: '.length)).id, 'the event stays valid JSON').to.equal('chatcmpl-bench');
+    const head = Buffer.alloc(stampRoom);
+    const length = Buffer.from(stamped).copy(head, 0, 0, stampRoom);
+    const stamp = stampOf(head, length);
+    expect(stamp).to.be.within(before - 0.001, after + 0.001);
+    const done = Buffer.from('data: [DONE]\n\n');
+    expect(stampOf(done, done.length)).to.be.NaN;
+    // Cut before the number ends: no stamp rather than a wrong one.
+    expect(stampOf(head, 'data: {"sent_ms":17'.length)).to.be.NaN;
   });
 });
