@@ -2,10 +2,12 @@
 // alone to CPU 1, while the mock upstream, wrk and this script share CPU 0, so the worker is the
 // bottleneck and its CPU per request is what the rounds compare. Short rounds interleave the targets
 // (the order reversed every other round), since this VM's speed drifts by a third within minutes:
-// compare targets round by round, not run by run. The load is S1's (HTTP/1.1 keep-alive, small JSON).
+// compare targets round by round, not run by run. The load is S1's (HTTP/1.1 keep-alive, small JSON),
+// or with --body-bytes S5's (an image prompt of that many bytes).
 //
 //   npm run bench:ab -- --rev HEAD~1            the working tree against HEAD~1 (and bare Node)
 //   npm run bench:ab -- --rev v1 --rev v2 --rounds 16
+//   npm run bench:ab -- --rev HEAD~1 --body-bytes 1048576 --connections 16
 //
 // A revision is built from `git archive` in a temporary directory against this checkout's
 // node_modules, so one whose dependencies differ must be compared by hand. Linux with taskset and
@@ -18,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { writeCertificates } from '../test/helpers/certs.js';
 import { startBare } from './lib/bare-target.js';
+import { imagePromptBody, smallBody } from './lib/bodies.js';
 import { startMock } from './lib/mock-process.js';
 import { freePort } from './lib/ports.js';
 import { cpuMillis, processTree } from './lib/proc.js';
@@ -34,8 +37,9 @@ const program = new Command('bench:ab')
   .option('--rounds <n>', 'rounds per target', '12')
   .option('--seconds <n>', 'seconds per round', '3')
   .option('--connections <n>', 'wrk connections', '32')
+  .option('--body-bytes <n>', "send an image prompt of this many bytes (S5's load) instead of the small JSON")
   .parse();
-const opts = program.opts<{ rev: string[]; bare: boolean; rounds: string; seconds: string; connections: string }>();
+const opts = program.opts<{ rev: string[]; bare: boolean; rounds: string; seconds: string; connections: string; bodyBytes?: string }>();
 const rounds = Number(opts.rounds);
 const seconds = Number(opts.seconds);
 const connections = Number(opts.connections);
@@ -67,8 +71,8 @@ interface AbTarget {
 
 const certs = await writeCertificates(dir, { names: ['localhost', '127.0.0.1'] });
 const clientKey = 'bench-client-key-0001';
-const bodyFile = join(dir, 'small.json');
-await writeFile(bodyFile, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] }));
+const bodyFile = join(dir, 'body.json');
+await writeFile(bodyFile, opts.bodyBytes === undefined ? smallBody : imagePromptBody(Number(opts.bodyBytes)));
 const mock = await startMock(certs.certFile, certs.keyFile);
 const builds = [{ name: 'working', checkout: root }];
 for (const rev of opts.rev) builds.push({ name: rev, checkout: await buildRevision(rev) });

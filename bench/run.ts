@@ -3,7 +3,6 @@
 // every round (direct, nginx, bare, llm-proxy, then again), and medians over rounds are reported, so
 // the machine's noise cancels in the ratios.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { crc32 } from 'node:zlib';
 import { Command, Option } from 'commander';
 import { writeCertificates } from '../test/helpers/certs.js';
 import { startBare } from './lib/bare-target.js';
+import { imagePromptBody, smallBody } from './lib/bodies.js';
 import { renderProfile, summariseProfile } from './lib/cpu-profile.js';
 import { startMock } from './lib/mock-process.js';
 import { startNginx } from './lib/nginx.js';
@@ -121,15 +121,10 @@ try {
 const dir = await mkdtemp(join(tmpdir(), 'llm-proxy-bench-'));
 const certs = await writeCertificates(dir, { names: ['localhost', '127.0.0.1'] });
 const clientKey = 'bench-client-key-0001';
-const smallBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] });
 const smallBodyFile = join(dir, 'small.json');
 await writeFile(smallBodyFile, smallBody);
-// An image prompt: a JSON request whose bulk is one base64 data URL, exactly 1 MiB in all.
 const largeBodyBytes = 1024 * 1024;
-const prefix = '{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,';
-const suffix = '"}}]}]}';
-const base64 = randomBytes(largeBodyBytes).toString('base64').slice(0, largeBodyBytes - prefix.length - suffix.length);
-const largeBody = Buffer.from(prefix + base64 + suffix);
+const largeBody = imagePromptBody(largeBodyBytes);
 const largeBodyFile = join(dir, 'large.json');
 await writeFile(largeBodyFile, largeBody);
 

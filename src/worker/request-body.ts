@@ -87,9 +87,63 @@ export class IdleWatch {
 
 const idleWatch = new IdleWatch();
 
-export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytesIn: number }, done: (result: BodyResult) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
+/**
+ * The body arrives as many pieces (16 KiB each through TLS); a body of more than one that declared its
+ * length is copied into one buffer of that length as each piece arrives, while the piece is still in
+ * the CPU's cache: joining them at the end read them all back from memory (S5, a 1 MiB body: about
+ * a tenth of the worker's CPU in Buffer.concat). A body of one piece is kept as it came.
+ */
+class BodyPieces {
+  #first: Buffer | undefined;
+  #whole: Buffer | undefined;
+  #rest: Buffer[] | undefined;
+  size = 0;
+
+  /** `wholeBytes`: the declared length when a buffer of it may be made, else 0. */
+  constructor(readonly wholeBytes: number) {}
+
+  /** Whether the next piece would be copied into a buffer of the declared length made for it. */
+  wouldStartWhole(): boolean {
+    return this.#first !== undefined && this.#whole === undefined && this.#rest === undefined && this.wholeBytes > 0;
+  }
+
+  push(chunk: Buffer): void {
+    const whole = this.#whole;
+    if (whole !== undefined && this.size + chunk.length <= whole.length) {
+      chunk.copy(whole, this.size);
+    } else if (this.#first === undefined) {
+      this.#first = chunk;
+    } else if (whole === undefined && this.#rest === undefined && this.size + chunk.length <= this.wholeBytes) {
+      const made = Buffer.allocUnsafe(this.wholeBytes);
+      this.#first.copy(made, 0);
+      chunk.copy(made, this.size);
+      this.#whole = made;
+    } else {
+      // More than was declared (HTTP/2 does not stop it before the stream's end): pieces from here on.
+      this.#rest ??= whole !== undefined ? [whole.subarray(0, this.size)] : [this.#first];
+      this.#whole = undefined;
+      this.#rest.push(chunk);
+    }
+    this.size += chunk.length;
+  }
+
+  joined(): Buffer {
+    if (this.#whole !== undefined) return this.size === this.#whole.length ? this.#whole : this.#whole.subarray(0, this.size);
+    if (this.#rest !== undefined) return Buffer.concat(this.#rest, this.size);
+    return this.#first ?? Buffer.alloc(0);
+  }
+
+  drop(): void {
+    this.#first = this.#whole = this.#rest = undefined;
+  }
+}
+
+/** `owner.declaredLength`: the request's Content-Length, -1 when it declared none. */
+export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytesIn: number; readonly declaredLength: number }, done: (result: BodyResult) => void): void {
+  const declared = owner.declaredLength;
+  const pieces = new BodyPieces(declared > 0 && declared <= limits.maxBytes ? declared : 0);
+  // Budget taken: the bytes read, or the whole declared length once a buffer of it is made.
+  let taken = 0;
   let finished = false;
   const watched: WatchedRead = { idleMs: limits.idleMs, lastSweep: idleWatch.sweeps, onIdle: () => finish('timeout'), slot: -1 };
   idleWatch.add(watched);
@@ -97,10 +151,12 @@ export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytes
     if (finished) return;
     finished = true;
     idleWatch.delete(watched);
-    // Only a whole body stays held (and counted); a refused or broken one is dropped here.
+    // Only a whole body stays held (and counted, by its length); a refused or broken one is dropped here.
     if (!Buffer.isBuffer(result)) {
-      limits.budget.give(size);
-      chunks.length = 0;
+      limits.budget.give(taken);
+      pieces.drop();
+    } else if (taken > result.length) {
+      limits.budget.give(taken - result.length);
     }
     source.off('data', onData);
     source.off('end', onEnd);
@@ -110,21 +166,25 @@ export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytes
   };
   const onData = (chunk: Buffer) => {
     watched.lastSweep = idleWatch.sweeps;
+    const size = pieces.size;
     owner.bytesIn = size + chunk.length;
     if (size + chunk.length > limits.maxBytes) {
       source.pause();
       finish('too_large');
       return;
     }
-    if (!limits.budget.take(chunk.length, limits.budgetBytes)) {
-      source.pause();
-      finish('over_budget');
-      return;
+    const wanted = pieces.wouldStartWhole() && size + chunk.length <= pieces.wholeBytes ? pieces.wholeBytes : size + chunk.length;
+    if (wanted > taken) {
+      if (!limits.budget.take(wanted - taken, limits.budgetBytes)) {
+        source.pause();
+        finish('over_budget');
+        return;
+      }
+      taken = wanted;
     }
-    size += chunk.length;
-    chunks.push(chunk);
+    pieces.push(chunk);
   };
-  const onEnd = () => finish(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+  const onEnd = () => finish(pieces.joined());
   const onError = (err: Error) => finish(err);
   const onClose = () => finish(new Error('client closed the request before its body ended'));
   source.on('data', onData);
