@@ -128,7 +128,8 @@ class BodyPieces {
   }
 
   joined(): Buffer {
-    if (this.#whole !== undefined) return this.size === this.#whole.length ? this.#whole : this.#whole.subarray(0, this.size);
+    // A body shorter than it declared is copied out, so what stays held is what the budget counts.
+    if (this.#whole !== undefined) return this.size === this.#whole.length ? this.#whole : Buffer.from(this.#whole.subarray(0, this.size));
     if (this.#rest !== undefined) return Buffer.concat(this.#rest, this.size);
     return this.#first ?? Buffer.alloc(0);
   }

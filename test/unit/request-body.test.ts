@@ -72,8 +72,10 @@ describe('request body: read whole', function () {
     const body = bytes(20_000, 4);
     const r = read(64_000);
     send(r.source, body, 4_000);
-    expect(((await r.result) as Buffer).equals(body)).to.equal(true);
+    const result = (await r.result) as Buffer;
+    expect(result.equals(body)).to.equal(true);
     expect(r.budget.used).to.equal(body.length);
+    expect(result.buffer.byteLength, 'the memory kept is the body, not the declared length').to.be.below(64_000);
   });
 
   it('refuses a body past max_body_bytes and gives back what it took', async function () {
