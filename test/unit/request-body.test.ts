@@ -70,12 +70,13 @@ describe('request body: read whole', function () {
 
   it('gives back the part of the declared length a shorter body did not use', async function () {
     const body = bytes(20_000, 4);
-    const r = read(64_000);
+    const r = read(1_000_000);
     send(r.source, body, 4_000);
     const result = (await r.result) as Buffer;
     expect(result.equals(body)).to.equal(true);
     expect(r.budget.used).to.equal(body.length);
-    expect(result.buffer.byteLength, 'the memory kept is the body, not the declared length').to.be.below(64_000);
+    // Not a view into the buffer made for the declared length (allocators may round a copy up a little).
+    expect(result.buffer.byteLength, 'the memory kept is the body, not the declared length').to.be.below(500_000);
   });
 
   it('refuses a body past max_body_bytes and gives back what it took', async function () {
