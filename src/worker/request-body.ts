@@ -102,25 +102,28 @@ class BodyPieces {
   /** `wholeBytes`: the declared length when a buffer of it may be made, else 0. */
   constructor(readonly wholeBytes: number) {}
 
-  /** Whether the next piece would be copied into a buffer of the declared length made for it. */
-  wouldStartWhole(): boolean {
-    return this.#first !== undefined && this.#whole === undefined && this.#rest === undefined && this.wholeBytes > 0;
+  /** Whether a piece of `length` bytes goes into the buffer of the declared length (made for it if need be). */
+  #fitsWhole(length: number): boolean {
+    return this.#first !== undefined && this.#rest === undefined && this.size + length <= this.wholeBytes;
+  }
+
+  /** The bytes held once a piece of `length` bytes is pushed: all of the declared length once its buffer is made. */
+  heldAfter(length: number): number {
+    return this.#fitsWhole(length) ? this.wholeBytes : this.size + length;
   }
 
   push(chunk: Buffer): void {
-    const whole = this.#whole;
-    if (whole !== undefined && this.size + chunk.length <= whole.length) {
-      chunk.copy(whole, this.size);
-    } else if (this.#first === undefined) {
+    if (this.#first === undefined) {
       this.#first = chunk;
-    } else if (whole === undefined && this.#rest === undefined && this.size + chunk.length <= this.wholeBytes) {
-      const made = Buffer.allocUnsafe(this.wholeBytes);
-      this.#first.copy(made, 0);
-      chunk.copy(made, this.size);
-      this.#whole = made;
+    } else if (this.#fitsWhole(chunk.length)) {
+      if (this.#whole === undefined) {
+        this.#whole = Buffer.allocUnsafe(this.wholeBytes);
+        this.#first.copy(this.#whole, 0);
+      }
+      chunk.copy(this.#whole, this.size);
     } else {
       // More than was declared (HTTP/2 does not stop it before the stream's end): pieces from here on.
-      this.#rest ??= whole !== undefined ? [whole.subarray(0, this.size)] : [this.#first];
+      this.#rest ??= this.#whole !== undefined ? [this.#whole.subarray(0, this.size)] : [this.#first];
       this.#whole = undefined;
       this.#rest.push(chunk);
     }
@@ -174,7 +177,7 @@ export function readAll(source: Readable, limits: BodyReadLimits, owner: { bytes
       finish('too_large');
       return;
     }
-    const wanted = pieces.wouldStartWhole() && size + chunk.length <= pieces.wholeBytes ? pieces.wholeBytes : size + chunk.length;
+    const wanted = pieces.heldAfter(chunk.length);
     if (wanted > taken) {
       if (!limits.budget.take(wanted - taken, limits.budgetBytes)) {
         source.pause();

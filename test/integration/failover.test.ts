@@ -78,6 +78,21 @@ describe('failover (breaker off)', function () {
         expect(received).to.have.members(bodies);
       });
 
+      it('bodies of many pieces reach both instances byte for byte, on the first attempt and on the retry', async function () {
+        // About 360 kB each: through TLS some 22 pieces, joined into one buffer of the declared length.
+        a.override(() => ({ status: 503 }));
+        const aBefore = a.requests.length;
+        const bBefore = b.requests.length;
+        const bodies = Array.from({ length: 4 }, (_, i) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `${i} ✓ `.repeat(60_000) }] }));
+        const results = await Promise.all(
+          bodies.map((body) => send({ host: 'flaky.proxy.test', path: '/v1/chat/completions', body, headers: { 'content-length': String(Buffer.byteLength(body)) } })),
+        );
+        expect(results.map((res) => res.status)).to.deep.equal(bodies.map(() => 200));
+        expect(b.requests.slice(bBefore).map((request) => request.body.toString('utf8'))).to.have.members(bodies);
+        const firstAttempts = a.requests.slice(aBefore).map((request) => request.body.toString('utf8'));
+        for (const body of firstAttempts) expect(bodies.includes(body), 'a body the refusing instance got').to.equal(true);
+      });
+
       it('an instance answering 503: every request gets a 200 from the other', async function () {
         a.override(() => ({ status: 503 }));
         const aBefore = a.requests.length;
