@@ -73,9 +73,10 @@ const certs = await writeCertificates(dir, { names: ['localhost', '127.0.0.1'] }
 const clientKey = 'bench-client-key-0001';
 const bodyFile = join(dir, 'body.json');
 await writeFile(bodyFile, opts.bodyBytes === undefined ? smallBody : imagePromptBody(Number(opts.bodyBytes)));
-const mock = await startMock(certs.certFile, certs.keyFile);
+// Built before anything is started: a revision that does not compile leaves no process behind.
 const builds = [{ name: 'working', checkout: root }];
 for (const rev of opts.rev) builds.push({ name: rev, checkout: await buildRevision(rev) });
+const mock = await startMock(certs.certFile, certs.keyFile);
 
 const targets: AbTarget[] = [];
 if (opts.bare) {

@@ -96,7 +96,7 @@ class UsageCollector {
 
   tail(bytes: Buffer): void {
     const value = topLevelObjectValue(bytes, this.#quotedKey);
-    if (value !== undefined) this.#found = this.#format.read({ [this.#format.key]: value }, this.#usage) || this.#found;
+    if (value !== undefined) this.#found = this.#format.readUsage(value, this.#usage) || this.#found;
   }
 
   result(): TokenUsage | undefined {

@@ -127,6 +127,25 @@ for (const type of Object.keys(cases) as ProviderType[]) {
         }
       });
     }
+    it("reads a body's usage from the value of its key alone (as the tail yields it) as from the whole document", function () {
+      const format = providerTables[type].usage;
+      let compared = 0;
+      for (const { documents } of cases[type].usage) {
+        for (const document of documents) {
+          if (typeof document !== 'object' || document === null) continue;
+          const value = (document as Record<string, unknown>)[format.key];
+          if (typeof value !== 'object' || value === null) continue;
+          const fromDocument = emptyUsage();
+          const fromValue = emptyUsage();
+          expect(format.readUsage(value, fromValue)).to.equal(format.read(document, fromDocument));
+          expect(fromValue).to.deep.equal(fromDocument);
+          compared += 1;
+        }
+      }
+      expect(compared, 'cases with a top-level usage object').to.be.greaterThan(0);
+      expect(format.readUsage(null, emptyUsage())).to.equal(false);
+      expect(format.readUsage('12', emptyUsage())).to.equal(false);
+    });
     it('reads the model from the path or the body', function () {
       for (const { path, body, expected } of cases[type].model) {
         expect(providerTables[type].usage.model(path, body === null ? null : Buffer.from(body)), path).to.equal(expected);

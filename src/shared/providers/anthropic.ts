@@ -2,7 +2,7 @@ import type { ErrorKind } from '../errors.js';
 import { stripBearer, type ProviderTable } from './table.js';
 import { createMaxOutputReader } from '../usage/max-output-tokens.js';
 import { modelInBody } from '../usage/model-name.js';
-import { count, has, isRecord, type JsonRecord, type UsageFormat, type TokenUsage } from '../usage/token-usage.js';
+import { count, has, isRecord, type UsageFormat, type TokenUsage } from '../usage/token-usage.js';
 
 const errorTypes: Record<ErrorKind, string> = {
   invalid_request: 'invalid_request_error',
@@ -33,17 +33,17 @@ const usage: UsageFormat = {
   read(document, into) {
     if (!isRecord(document)) return false;
     const message = document['message'];
-    const reported = isRecord(message) ? message['usage'] : document['usage'];
-    if (!isRecord(reported)) return false;
-    return fold(reported, into);
+    return fold(isRecord(message) ? message['usage'] : document['usage'], into);
   },
+  readUsage: (reported, into) => fold(reported, into),
   model: (_path, body) => modelInBody(body),
   maxOutputTokens: createMaxOutputReader([['max_tokens']]),
   // text_delta, input_json_delta (tool input) and thinking_delta.
   textKeys: ['text', 'partial_json', 'thinking'],
 };
 
-function fold(reported: JsonRecord, into: TokenUsage): boolean {
+function fold(reported: unknown, into: TokenUsage): boolean {
+  if (!isRecord(reported)) return false;
   let found = false;
   for (const [field, kind] of fields) {
     if (!has(reported, field)) continue;

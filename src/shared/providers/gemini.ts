@@ -35,8 +35,9 @@ const usage: UsageFormat = {
   key: 'usageMetadata',
   lastWins: true,
   read(document, into) {
-    if (!isRecord(document)) return false;
-    const reported = document['usageMetadata'];
+    return isRecord(document) && usage.readUsage(document['usageMetadata'], into);
+  },
+  readUsage(reported, into) {
     if (!isRecord(reported)) return false;
     const prompt = count(reported['promptTokenCount']) + count(reported['toolUsePromptTokenCount']);
     into.cacheRead = Math.min(count(reported['cachedContentTokenCount']), prompt);

@@ -30,7 +30,9 @@ const usage: UsageFormat = {
   read(document, into) {
     if (!isRecord(document)) return false;
     const holder = isRecord(document['response']) ? document['response'] : document;
-    const reported = holder['usage'];
+    return usage.readUsage(holder['usage'], into);
+  },
+  readUsage(reported, into) {
     if (!isRecord(reported)) return false;
     let prompt: number;
     let cached: number;

@@ -43,6 +43,11 @@ export interface UsageFormat {
   readonly lastWins: boolean;
   /** Folds the usage a parsed document reports into `into`; false when it reports none. */
   read(document: unknown, into: TokenUsage): boolean;
+  /**
+   * The same for the value of `key` itself, as the tail of an object body yields it: wrapping it in
+   * a document with a computed key cost a runtime call per response.
+   */
+  readUsage(reported: unknown, into: TokenUsage): boolean;
   /** The model a request asked for, from its upstream path or its body; undefined when it names none. */
   model(path: string, body: Buffer | null): string | undefined;
   /** The most output a request body declares (max-output-tokens.ts); undefined when it declares none. */
