@@ -92,11 +92,21 @@ const idleWatch = new IdleWatch();
  * length is copied into one buffer of that length as each piece arrives, while the piece is still in
  * the CPU's cache: joining them at the end read them all back from memory (S5, a 1 MiB body: about
  * a tenth of the worker's CPU in Buffer.concat). A body of one piece is kept as it came.
+ *
+ * That buffer is made only once a quarter of the declared length has arrived. The budget counts it
+ * whole, so made at the second piece it let a client that declared max_body_bytes and sent two bytes
+ * take 32 MiB of max_buffered_bytes: eight such connections left every other body on the worker
+ * refused. Now what a client can make the worker hold is at most four times what it sent, and the
+ * pieces before the buffer (a quarter of the body) are the only ones read back.
  */
+const wholeAfterShare = 4;
+
 class BodyPieces {
-  #first: Buffer | undefined;
+  /** Pieces kept as they came: before the buffer of the declared length is made, or without one. */
+  #pieces: Buffer[] = [];
   #whole: Buffer | undefined;
-  #rest: Buffer[] | undefined;
+  /** The body went past its declared length: it stays as pieces. */
+  #overflowed = false;
   size = 0;
 
   /** `wholeBytes`: the declared length when a buffer of it may be made, else 0. */
@@ -104,7 +114,9 @@ class BodyPieces {
 
   /** Whether a piece of `length` bytes goes into the buffer of the declared length (made for it if need be). */
   #fitsWhole(length: number): boolean {
-    return this.#first !== undefined && this.#rest === undefined && this.size + length <= this.wholeBytes;
+    const after = this.size + length;
+    const started = this.#whole !== undefined || this.#pieces.length > 0;
+    return started && !this.#overflowed && after <= this.wholeBytes && after * wholeAfterShare >= this.wholeBytes;
   }
 
   /** The bytes held once a piece of `length` bytes is pushed: all of the declared length once its buffer is made. */
@@ -113,32 +125,37 @@ class BodyPieces {
   }
 
   push(chunk: Buffer): void {
-    if (this.#first === undefined) {
-      this.#first = chunk;
-    } else if (this.#fitsWhole(chunk.length)) {
+    if (this.#fitsWhole(chunk.length)) {
       if (this.#whole === undefined) {
         this.#whole = Buffer.allocUnsafe(this.wholeBytes);
-        this.#first.copy(this.#whole, 0);
+        let at = 0;
+        for (const piece of this.#pieces) at += piece.copy(this.#whole, at);
+        this.#pieces = [];
       }
       chunk.copy(this.#whole, this.size);
     } else {
-      // More than was declared (HTTP/2 does not stop it before the stream's end): pieces from here on.
-      this.#rest ??= this.#whole !== undefined ? [this.#whole.subarray(0, this.size)] : [this.#first];
-      this.#whole = undefined;
-      this.#rest.push(chunk);
+      if (this.#whole !== undefined) {
+        // More than was declared (HTTP/2 does not stop it before the stream's end): pieces from here on.
+        this.#pieces = [this.#whole.subarray(0, this.size)];
+        this.#whole = undefined;
+      }
+      if (this.size + chunk.length > this.wholeBytes) this.#overflowed = true;
+      this.#pieces.push(chunk);
     }
     this.size += chunk.length;
   }
 
   joined(): Buffer {
     // A body shorter than it declared is copied out, so what stays held is what the budget counts.
-    if (this.#whole !== undefined) return this.size === this.#whole.length ? this.#whole : Buffer.from(this.#whole.subarray(0, this.size));
-    if (this.#rest !== undefined) return Buffer.concat(this.#rest, this.size);
-    return this.#first ?? Buffer.alloc(0);
+    const whole = this.#whole;
+    if (whole !== undefined) return this.size === whole.length ? whole : Buffer.from(whole.subarray(0, this.size));
+    if (this.#pieces.length === 1) return this.#pieces[0] as Buffer;
+    return Buffer.concat(this.#pieces, this.size);
   }
 
   drop(): void {
-    this.#first = this.#whole = this.#rest = undefined;
+    this.#pieces = [];
+    this.#whole = undefined;
   }
 }
 

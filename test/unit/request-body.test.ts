@@ -34,15 +34,24 @@ function send(source: PassThrough, body: Buffer, pieceBytes: number, end = true)
 }
 
 describe('request body: read whole', function () {
-  it('joins many pieces of a declared length into the body, and holds exactly its length of the budget', async function () {
-    const body = bytes(100_000);
-    const r = read(body.length);
-    send(r.source, body, 16_384);
-    const result = (await r.result) as Buffer;
-    expect(Buffer.isBuffer(result)).to.equal(true);
-    expect(result.equals(body)).to.equal(true);
-    expect(r.budget.used).to.equal(body.length);
-  });
+  // Every byte comes out, and the budget holds exactly the body: with the length declared, with none,
+  // and with one the body then outgrew.
+  const joined = [
+    { name: 'joins many pieces of a declared length into the body', size: 100_000, declared: 100_000, piece: 16_384, seed: 1 },
+    { name: 'joins pieces when no length was declared', size: 70_000, declared: -1, piece: 10_000, seed: 2 },
+    { name: 'keeps every byte of a body longer than it declared, and counts them all', size: 50_000, declared: 30_000, piece: 7_000, seed: 3 },
+  ];
+  for (const { name, size, declared, piece, seed } of joined) {
+    it(`${name}, and holds exactly its length of the budget`, async function () {
+      const body = bytes(size, seed);
+      const r = read(declared);
+      send(r.source, body, piece);
+      const result = (await r.result) as Buffer;
+      expect(Buffer.isBuffer(result)).to.equal(true);
+      expect(result.equals(body)).to.equal(true);
+      expect(r.budget.used).to.equal(body.length);
+    });
+  }
 
   it('keeps a body of one piece as it came, without a copy', async function () {
     const body = bytes(500);
@@ -52,26 +61,11 @@ describe('request body: read whole', function () {
     expect(r.budget.used).to.equal(500);
   });
 
-  it('joins pieces when no length was declared', async function () {
-    const body = bytes(70_000, 2);
-    const r = read(-1);
-    send(r.source, body, 10_000);
-    expect(((await r.result) as Buffer).equals(body)).to.equal(true);
-    expect(r.budget.used).to.equal(body.length);
-  });
-
-  it('keeps every byte of a body longer than it declared, and counts them all', async function () {
-    const body = bytes(50_000, 3);
-    const r = read(30_000);
-    send(r.source, body, 7_000);
-    expect(((await r.result) as Buffer).equals(body)).to.equal(true);
-    expect(r.budget.used).to.equal(body.length);
-  });
-
   it('gives back the part of the declared length a shorter body did not use', async function () {
-    const body = bytes(20_000, 4);
+    // Past a quarter of the declared length, so the buffer of that length is made and then cut short.
+    const body = bytes(300_000, 4);
     const r = read(1_000_000);
-    send(r.source, body, 4_000);
+    send(r.source, body, 16_000);
     const result = (await r.result) as Buffer;
     expect(result.equals(body)).to.equal(true);
     expect(r.budget.used).to.equal(body.length);
@@ -91,6 +85,21 @@ describe('request body: read whole', function () {
     // The first piece fits; the buffer for the whole declared length does not.
     send(r.source, bytes(40_000), 10_000, false);
     expect(await r.result).to.equal('over_budget');
+    expect(r.budget.used).to.equal(0);
+  });
+
+  it('takes from the budget only what a client sent while less than a quarter of its declared length came', async function () {
+    // A client that declares max_body_bytes and sends a few bytes must not hold the declared length:
+    // a handful of them would leave every other body on the worker refused.
+    const r = read(1_000_000);
+    send(r.source, bytes(200), 100, false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(r.budget.used, 'the bytes sent, not the declared length').to.equal(200);
+    send(r.source, bytes(260_000, 5), 16_000, false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(r.budget.used, 'past a quarter, the buffer of the declared length is made and counted whole').to.equal(1_000_000);
+    r.source.destroy();
+    expect(await r.result).to.be.instanceOf(Error);
     expect(r.budget.used).to.equal(0);
   });
 

@@ -35,7 +35,7 @@ const usage: UsageFormat = {
     const message = document['message'];
     return fold(isRecord(message) ? message['usage'] : document['usage'], into);
   },
-  readUsage: (reported, into) => fold(reported, into),
+  readUsage: fold,
   model: (_path, body) => modelInBody(body),
   maxOutputTokens: createMaxOutputReader([['max_tokens']]),
   // text_delta, input_json_delta (tool input) and thinking_delta.
