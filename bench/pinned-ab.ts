@@ -3,11 +3,13 @@
 // bottleneck and its CPU per request is what the rounds compare. Short rounds interleave the targets
 // (the order reversed every other round), since this VM's speed drifts by a third within minutes:
 // compare targets round by round, not run by run. The load is S1's (HTTP/1.1 keep-alive, small JSON),
-// or with --body-bytes S5's (an image prompt of that many bytes).
+// or with --body-bytes S5's (an image prompt of that many bytes), or with --streams S4's (SSE
+// streams through bench/sse-client.ts, compared by CPU per 1,000 events).
 //
 //   npm run bench:ab -- --rev HEAD~1            the working tree against HEAD~1 (and bare Node)
 //   npm run bench:ab -- --rev v1 --rev v2 --rounds 16
 //   npm run bench:ab -- --rev HEAD~1 --body-bytes 1048576 --connections 16
+//   npm run bench:ab -- --rev HEAD~1 --streams 200
 //
 // A revision is built from `git archive` in a temporary directory against this checkout's
 // node_modules, so one whose dependencies differ must be compared by hand. Linux with taskset and
@@ -26,7 +28,9 @@ import { freePort } from './lib/ports.js';
 import { cpuMillis, processTree } from './lib/proc.js';
 import { startLlmProxy } from './lib/proxy-target.js';
 import { median } from './lib/stats.js';
+import { runNodeClient } from './lib/run-tool.js';
 import { runWrk } from './lib/wrk.js';
+import type { SseReport, SseRun } from './sse-client.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -38,8 +42,9 @@ const program = new Command('bench:ab')
   .option('--seconds <n>', 'seconds per round', '3')
   .option('--connections <n>', 'wrk connections', '32')
   .option('--body-bytes <n>', "send an image prompt of this many bytes (S5's load) instead of the small JSON")
+  .option('--streams <n>', "S4's load instead: this many SSE streams of 25 events a second for --seconds each")
   .parse();
-const opts = program.opts<{ rev: string[]; bare: boolean; rounds: string; seconds: string; connections: string; bodyBytes?: string }>();
+const opts = program.opts<{ rev: string[]; bare: boolean; rounds: string; seconds: string; connections: string; bodyBytes?: string; streams?: string }>();
 const rounds = Number(opts.rounds);
 const seconds = Number(opts.seconds);
 const connections = Number(opts.connections);
@@ -101,10 +106,40 @@ for (const build of builds) {
 for (const target of targets) for (const pid of target.pids) pin(pid, 1);
 
 const headers = ['content-type: application/json', `authorization: Bearer ${clientKey}`];
-const load = (target: AbTarget, s: number) =>
-  runWrk({ url: `https://127.0.0.1:${target.port}/v1/chat/completions`, connections, threads: 1, seconds: s, headers, bodyFile });
+const sseClient = fileURLToPath(new URL('./sse-client.ts', import.meta.url));
+const streams = opts.streams === undefined ? undefined : Number(opts.streams);
+const eventIntervalMs = 40;
 
-say(`bench:ab: ${targets.map((t) => t.name).join(', ')}; ${rounds} rounds of ${seconds} s, ${connections} connections; one worker each on CPU 1`);
+/** One round's load: what was done (requests or events) and how fast. */
+async function load(target: AbTarget, s: number): Promise<{ rate: number; units: number; errors: number }> {
+  const url = `https://127.0.0.1:${target.port}/v1/chat/completions`;
+  if (streams === undefined) {
+    const result = await runWrk({ url, connections, threads: 1, seconds: s, headers, bodyFile });
+    return { rate: result.rps, units: result.requests, errors: result.errors };
+  }
+  const run: SseRun = {
+    origin: `https://127.0.0.1:${target.port}`,
+    path: '/v1/chat/completions',
+    caFile: certs.caFile,
+    servername: 'localhost',
+    streams,
+    tokens: Math.max(1, Math.round((s * 1000) / eventIntervalMs)),
+    intervalMs: eventIntervalMs,
+    rampMs: 500,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` },
+    body: smallBody,
+  };
+  const started = performance.now();
+  const report = await runNodeClient<SseReport>(sseClient, run, (s + 60) * 1000);
+  return { rate: report.events / ((performance.now() - started) / 1000), units: report.events, errors: report.failed };
+}
+
+// µs per request from ms per request, or with --streams ms per 1,000 events (S4's figure).
+const perUnit = 1000;
+const unitName = streams === undefined ? 'CPU µs/request' : 'CPU ms/1k events';
+const rateName = streams === undefined ? 'req/s' : 'events/s';
+const loadName = streams === undefined ? `${connections} connections` : `${streams} SSE streams at ${1000 / eventIntervalMs} events/s each`;
+say(`bench:ab: ${targets.map((t) => t.name).join(', ')}; ${rounds} rounds of ${seconds} s, ${loadName}; one worker each on CPU 1`);
 for (const target of targets) await load(target, 2);
 const measured = new Map<string, { rps: number; usPerRequest: number }[]>(targets.map((t) => [t.name, []]));
 for (let round = 0; round < rounds; round++) {
@@ -113,19 +148,20 @@ for (let round = 0; round < rounds; round++) {
     const result = await load(target, seconds);
     const used = (await cpuMillis(target.pids)) - before;
     if (result.errors > 0) say(`  ${target.name}: ${result.errors} errors in round ${round + 1}`);
-    measured.get(target.name)?.push({ rps: result.rps, usPerRequest: (used / result.requests) * 1000 });
+    measured.get(target.name)?.push({ rps: result.rate, usPerRequest: (used / result.units) * perUnit });
   }
 }
 
 const fixed = (n: number, digits = 0) => n.toFixed(digits);
-say('\ntarget          req/s median   CPU µs/request: median   min   per round');
+say(`\ntarget        ${rateName.padStart(8)} median   ${unitName}: median   min   per round`);
 for (const [name, rows] of measured) {
   const us = rows.map((r) => r.usPerRequest);
-  say(`${name.padEnd(16)}${fixed(median(rows.map((r) => r.rps))).padStart(12)}${fixed(median(us)).padStart(25)}${fixed(Math.min(...us)).padStart(6)}   ${us.map((u) => fixed(u)).join(' ')}`);
+  const digits = streams === undefined ? 0 : 1;
+  say(`${name.padEnd(16)}${fixed(median(rows.map((r) => r.rps))).padStart(12)}${fixed(median(us), digits).padStart(25)}${fixed(Math.min(...us), digits).padStart(6)}   ${us.map((u) => fixed(u, digits)).join(' ')}`);
 }
 // Paired: each round's ratio to the working tree, measured minutes apart at most.
 const working = measured.get('working') ?? [];
-say('\nCPU per request against the working tree, median of the per-round ratios:');
+say(`\nCPU per ${streams === undefined ? 'request' : 'event'} against the working tree, median of the per-round ratios:`);
 for (const [name, rows] of measured) {
   if (name === 'working') continue;
   const ratios = rows.map((r, i) => r.usPerRequest / (working[i]?.usPerRequest ?? Number.NaN));

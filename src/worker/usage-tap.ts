@@ -12,7 +12,7 @@
 import type { Transform } from 'node:stream';
 import { contentDecoder, isIdentity } from './content-decoders.js';
 import { JsonDocuments } from '../shared/usage/json-documents.js';
-import { hasObjectKey, StringValueCounter, stringValueBytes } from '../shared/usage/json-key.js';
+import { hasObjectKey, mayHaveObjectKeyInLines, StringValueCounter, stringValueBytes } from '../shared/usage/json-key.js';
 import { topLevelObjectValue } from '../shared/usage/json-tail.js';
 import { SseParser } from '../shared/usage/sse-parser.js';
 import { emptyUsage, type TokenUsage, type UsageFormat } from '../shared/usage/token-usage.js';
@@ -140,8 +140,13 @@ class BodyTap implements UsageTap {
     const chunk = (bytes: Buffer) => {
       for (const counter of this.#chunkCounters) counter.push(bytes);
     };
+    const quotedKey = quotedKeyOf(format);
+    const textKeys = this.#textKeys;
+    // Events that neither carry usage nor, when text is counted, a text key: what document() would
+    // pass over after splitting them, passed over without splitting.
+    const unwanted = (bytes: Buffer) => !mayHaveObjectKeyInLines(bytes, quotedKey) && textKeys.every((key) => bytes.indexOf(key) === -1);
     this.#splitter = eventStream
-      ? new SseParser((_event, data) => document(data), maxDocumentBytes)
+      ? new SseParser((_event, data) => document(data), maxDocumentBytes, unwanted)
       : new JsonDocuments({ document, tail: (bytes) => collector.tail(bytes), chunk }, maxDocumentBytes);
   }
 

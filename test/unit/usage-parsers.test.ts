@@ -3,7 +3,7 @@
 // byte, since a provider's chunking is arbitrary.
 import { expect } from 'chai';
 import { JsonDocuments, tailBytes } from '../../src/shared/usage/json-documents.js';
-import { hasObjectKey, StringValueCounter, stringValueBytes } from '../../src/shared/usage/json-key.js';
+import { hasObjectKey, mayHaveObjectKeyInLines, StringValueCounter, stringValueBytes } from '../../src/shared/usage/json-key.js';
 import { topLevelObjectValue } from '../../src/shared/usage/json-tail.js';
 import { createTopLevelStringReader } from '../../src/shared/usage/model-name.js';
 
@@ -12,9 +12,9 @@ import { SseParser } from '../../src/shared/usage/sse-parser.js';
 
 type Event = [string, string];
 
-function sseEvents(pieces: Buffer[], maxEventBytes = 1024 * 1024): Event[] {
+function sseEvents(pieces: Buffer[], maxEventBytes = 1024 * 1024, unwanted?: (chunk: Buffer) => boolean): Event[] {
   const events: Event[] = [];
-  const parser = new SseParser((event, data) => events.push([event, data.toString('utf8')]), maxEventBytes);
+  const parser = new SseParser((event, data) => events.push([event, data.toString('utf8')]), maxEventBytes, unwanted);
   for (const piece of pieces) parser.push(piece);
   parser.finish();
   return events;
@@ -68,6 +68,34 @@ describe('SSE parser', function () {
     for (const pieces of [[Buffer.from(text)], [Buffer.from(text.slice(0, 2500)), Buffer.from(text.slice(2500))]]) {
       expect(sseEvents(pieces, 4096)).to.deep.equal([['', 'small']]);
     }
+  });
+
+  it('passes over a chunk of whole events its filter does not want, and never an event it would want, at every split', function () {
+    const wanted = (text: string) => text.includes('usage');
+    for (const eol of ['\n', '\r\n', '\r']) {
+      const text = ['data: {"a":1}', '', 'event: delta', 'data: {"b":2}', '', 'data: {"usage":', 'data: {"n":3}}', '', 'data: {"c":4}', '', 'data: {"usage":{"n":5}}', '', ''].join(eol);
+      const all = sseEvents([Buffer.from(text)]).filter(([, data]) => wanted(data));
+      expect(all, eol).to.have.length(2);
+      for (const pieces of splits(text)) {
+        let passedOver = 0;
+        const unwanted = (chunk: Buffer) => {
+          const skip = !wanted(chunk.toString('latin1'));
+          if (skip) passedOver += 1;
+          return skip;
+        };
+        const seen = sseEvents(pieces, 1024 * 1024, unwanted).filter(([, data]) => wanted(data));
+        expect(seen, JSON.stringify({ eol, pieces: pieces.map(String) })).to.deep.equal(all);
+      }
+    }
+    // Chunks as an upstream writes them, one event each: all but the usage-bearing ones are passed over.
+    let asked = 0;
+    const perEvent = ['data: {"a":1}\n\n', 'data: {"b":2}\r\n\r\n', ': ping\n\n', 'data: {"usage":{"n":5}}\n\n', 'data: [DONE]\n\n'].map((e) => Buffer.from(e));
+    const events = sseEvents(perEvent, 1024 * 1024, (chunk) => {
+      asked += 1;
+      return !chunk.includes('usage');
+    });
+    expect(events).to.deep.equal([['', '{"usage":{"n":5}}']]);
+    expect(asked).to.equal(5);
   });
 
   it('counts an event the stream ended without a blank line after (a cut stream)', function () {
@@ -133,6 +161,13 @@ describe('byte-level key search', function () {
     expect(hasObjectKey(Buffer.from('{"usage" : \n {"x":1}}'), key)).to.equal(true);
     expect(hasObjectKey(Buffer.from('{"usage":null,"choices":[]}'), key)).to.equal(false);
     expect(hasObjectKey(Buffer.from('{"content":"say \\"usage\\":{ here"}'), key)).to.equal(false);
+  });
+
+  it('mayHaveObjectKeyInLines says yes where a data line may go on to an object value, no for null or a quoted key', function () {
+    const yes = ['data: {"usage":{"x":1}}\n\n', 'data: {"usage" : \t{"x":1}}\n\n', 'data: {"usage":\ndata: {"x":1}}\n\n', 'data: {"usage"\r\ndata: :{"x":1}}\n\n', 'data: {"usage":null}\n\ndata: {"usage": {"x":1}}\n\n'];
+    const no = ['data: {"usage":null,"choices":[]}\n\n', 'data: {"content":"say \\"usage\\":{ here"}\n\n', 'data: {"usage_total":{"x":1}}\n\n', ': usage\n\n'];
+    for (const text of yes) expect(mayHaveObjectKeyInLines(Buffer.from(text), key), text).to.equal(true);
+    for (const text of no) expect(mayHaveObjectKeyInLines(Buffer.from(text), key), text).to.equal(false);
   });
 
   it('topLevelObjectValue reads the top-level member from the end, whatever is nested or quoted', function () {

@@ -32,6 +32,33 @@ export function hasObjectKey(text: Buffer, quotedKey: Buffer): boolean {
   return false;
 }
 
+function isLineSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09;
+}
+
+function isLineEnd(byte: number | undefined): boolean {
+  return byte === 0x0a || byte === 0x0d;
+}
+
+/**
+ * Whether an event stream's raw bytes may hold a document with `"key": {`: a document's data lines
+ * are joined with LF, so where a line ends right after the key or its colon the value may be an
+ * object on the next line, and that counts as a yes. The key itself cannot be split by a line end
+ * (joined, it would hold an LF).
+ */
+export function mayHaveObjectKeyInLines(text: Buffer, quotedKey: Buffer): boolean {
+  for (let at = text.indexOf(quotedKey); at !== -1; at = text.indexOf(quotedKey, at + 1)) {
+    let i = at + quotedKey.length;
+    while (isLineSpace(text[i])) i++;
+    if (isLineEnd(text[i])) return true;
+    if (text[i] !== 0x3a) continue;
+    i++;
+    while (isLineSpace(text[i])) i++;
+    if (text[i] === 0x7b || isLineEnd(text[i])) return true;
+  }
+  return false;
+}
+
 /**
  * The bytes inside the quotes of every `"key": "..."` string value in the text, as JSON encodes them
  * (an escape counts its bytes, which errs on the side of more); a value cut off by the end counts to

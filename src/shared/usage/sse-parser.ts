@@ -5,6 +5,11 @@
 // event larger than the cap is dropped rather than buffered.
 
 export type SseEventSink = (event: string, data: Buffer) => void;
+/**
+ * Says of a chunk of whole events that none of them is wanted, so it is passed over unparsed. It may
+ * err only towards false (parse it anyway).
+ */
+export type SseChunkFilter = (chunk: Buffer) => boolean;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -30,11 +35,19 @@ export class SseParser {
   constructor(
     readonly onEvent: SseEventSink,
     readonly maxEventBytes: number,
+    readonly unwanted?: SseChunkFilter,
   ) {}
 
   push(chunk: Buffer): void {
     // An empty chunk must not clear the CR state: the LF of that CRLF may still come.
     if (chunk.length === 0) return;
+    // An upstream writes whole events, so most chunks start and end at an event's end. Parsed, such a
+    // chunk cost about 2 µs an event in S4 (four searches and as many views), most of a stream's own
+    // CPU; the usage tap wants one event in a hundred or so, and one search says which chunks hold it.
+    if (this.unwanted !== undefined && this.#atEventStart() && endsAnEvent(chunk) && this.unwanted(chunk)) {
+      this.#firstLine = false;
+      return;
+    }
     let pos = 0;
     if (this.#afterCr) {
       this.#afterCr = false;
@@ -58,6 +71,10 @@ export class SseParser {
         else if (chunk[pos] === LF) pos += 1;
       }
     }
+  }
+
+  #atEventStart(): boolean {
+    return this.#partialSize === 0 && !this.#lineTooLong && !this.#afterCr && !this.#hasData && this.#event === '';
   }
 
   /** The stream ended (or was cut): what is left counts as if its line and event had ended. */
@@ -141,4 +158,11 @@ export class SseParser {
     this.#tooLarge = false;
     if (deliver) onEvent(event, data.length === 1 ? (data[0] as Buffer) : Buffer.concat(data, size));
   }
+}
+
+/** The chunk ends with a blank line (LF LF, or CRLF after an LF), so its last event was dispatched. */
+function endsAnEvent(chunk: Buffer): boolean {
+  const n = chunk.length;
+  if (n < 2 || chunk[n - 1] !== LF) return false;
+  return chunk[n - 2] === LF || (n >= 3 && chunk[n - 2] === CR && chunk[n - 3] === LF);
 }
