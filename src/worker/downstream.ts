@@ -162,6 +162,8 @@ export class H1Downstream implements Downstream {
   reqId = '';
   /** `Expect: 100-continue` held back (server 'checkContinue'): the 100 goes out only when the body is wanted. */
   #continuePending: boolean;
+  /** Something was written after the head, which then went out with it. */
+  #wroteBody = false;
 
   constructor(
     readonly req: IncomingMessage,
@@ -202,11 +204,18 @@ export class H1Downstream implements Downstream {
     // before the body, such as a 401 or a body's 408, must not leave the connection waiting for it).
     if (!this.req.complete) headers.connection = 'close';
     this.res.writeHead(status, headers);
-    // An event stream's headers go out now: the client should not wait for the first token to see them.
-    if (eventStream) this.res.flushHeaders();
+    // An event stream's head must not wait for the first token, but flushed at once it was a TLS
+    // record and a write of its own, where the first event usually came in the same read from the
+    // upstream: it goes out at the end of this turn of the event loop, with that event if there is one.
+    if (eventStream) setImmediate(() => this.#flushHead());
+  }
+
+  #flushHead(): void {
+    if (!this.#wroteBody && !this.res.destroyed) this.res.flushHeaders();
   }
 
   write(chunk: Buffer): boolean {
+    this.#wroteBody = true;
     this.bytesOut += chunk.length;
     return this.res.write(chunk) || this.res.writableLength < relayQueueBytes;
   }
@@ -216,6 +225,7 @@ export class H1Downstream implements Downstream {
   }
 
   end(chunk?: string | Buffer): void {
+    this.#wroteBody = true;
     if (chunk !== undefined) this.bytesOut += Buffer.byteLength(chunk);
     if (!this.req.complete && !this.res.headersSent) this.res.setHeader('connection', 'close');
     if (chunk === undefined) this.res.end();

@@ -72,6 +72,8 @@ interface Controls {
   close: boolean;
   tokens: number;
   delayMs: number;
+  /** A stream's head goes out at once and its first event this much later (a model thinking). */
+  firstEventDelayMs: number;
   inputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
@@ -109,6 +111,7 @@ const defaultControls: Controls = {
   close: false,
   tokens: 5,
   delayMs: 0,
+  firstEventDelayMs: 0,
   inputTokens: 10,
   cacheReadTokens: 0,
   cacheWriteTokens: 0,
@@ -174,6 +177,7 @@ function parseControls(headers: HeaderMap): Controls {
     close: first(headers, 'x-mock-close') === '1',
     tokens: intControl(headers, 'x-mock-tokens', 5),
     delayMs: intControl(headers, 'x-mock-delay-ms', 0),
+    firstEventDelayMs: intControl(headers, 'x-mock-first-event-delay-ms', 0),
     inputTokens: intControl(headers, 'x-mock-input-tokens', 10),
     cacheReadTokens: intControl(headers, 'x-mock-cache-read-tokens', 0),
     cacheWriteTokens: intControl(headers, 'x-mock-cache-write-tokens', 0),
@@ -589,7 +593,7 @@ async function sendStream(
     let firstChunk = true;
     let written = 0;
     for (const chunk of reply.chunks) {
-      if (!firstChunk && !(await delay(controls.delayMs, signal))) return;
+      if (!(await delay(firstChunk ? controls.firstEventDelayMs : controls.delayMs, signal))) return;
       if (signal.aborted) return;
       if (written === controls.cutAfter) {
         // Let what was written leave first: destroy() drops bytes still queued in the socket.

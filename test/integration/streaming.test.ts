@@ -100,6 +100,18 @@ describe('streaming', function () {
         expect(received.toString()).to.include('data: [DONE]');
       });
 
+      it('sends the response head while the upstream has not yet sent its first event (a model thinking)', async function () {
+        const started = Date.now();
+        const obs = await open('/v1/chat/completions', { ...headersFor(2, 0), 'x-mock-first-event-delay-ms': '2500' });
+        const headAt = Date.now();
+        expect(obs.status).to.equal(200);
+        await deadline(obs.ended, 10_000, 'stream end');
+        const firstEventAt = obs.chunks[0]?.at ?? 0;
+        expect(firstEventAt - started, 'the first event came before its delay').to.be.at.least(2400);
+        // The head came with the upstream's head, not with the event 2.5 s later.
+        expect(firstEventAt - headAt).to.be.greaterThan(1500);
+      });
+
       it('a client that disconnects mid-stream makes the upstream see the abort within 1 s', async function () {
         const before = fx.mock.requests.length;
         const obs = await open('/v1/chat/completions', headersFor(100, 100));
