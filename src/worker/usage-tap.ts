@@ -144,7 +144,11 @@ class BodyTap implements UsageTap {
     const textKeys = this.#textKeys;
     // Events that neither carry usage nor, when text is counted, a text key: what document() would
     // pass over after splitting them, passed over without splitting.
-    const unwanted = (bytes: Buffer) => !mayHaveObjectKeyInLines(bytes, quotedKey) && textKeys.every((key) => bytes.indexOf(key) === -1);
+    const unwanted = (bytes: Buffer) => {
+      if (mayHaveObjectKeyInLines(bytes, quotedKey)) return false;
+      for (const key of textKeys) if (bytes.indexOf(key) !== -1) return false;
+      return true;
+    };
     this.#splitter = eventStream
       ? new SseParser((_event, data) => document(data), maxDocumentBytes, unwanted)
       : new JsonDocuments({ document, tail: (bytes) => collector.tail(bytes), chunk }, maxDocumentBytes);
