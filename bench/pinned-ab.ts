@@ -134,28 +134,27 @@ async function load(target: AbTarget, s: number): Promise<{ rate: number; units:
   return { rate: report.events / ((performance.now() - started) / 1000), units: report.events, errors: report.failed };
 }
 
-// µs per request from ms per request, or with --streams ms per 1,000 events (S4's figure).
-const perUnit = 1000;
 const unitName = streams === undefined ? 'CPU µs/request' : 'CPU ms/1k events';
 const rateName = streams === undefined ? 'req/s' : 'events/s';
 const loadName = streams === undefined ? `${connections} connections` : `${streams} SSE streams at ${1000 / eventIntervalMs} events/s each`;
 say(`bench:ab: ${targets.map((t) => t.name).join(', ')}; ${rounds} rounds of ${seconds} s, ${loadName}; one worker each on CPU 1`);
 for (const target of targets) await load(target, 2);
-const measured = new Map<string, { rps: number; usPerRequest: number }[]>(targets.map((t) => [t.name, []]));
+// CPU per unit of work: µs per request, or with --streams ms per 1,000 events (S4's figure), both `ms used / units * 1000`.
+const measured = new Map<string, { rps: number; cpu: number }[]>(targets.map((t) => [t.name, []]));
 for (let round = 0; round < rounds; round++) {
   for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
     const before = await cpuMillis(target.pids);
     const result = await load(target, seconds);
     const used = (await cpuMillis(target.pids)) - before;
     if (result.errors > 0) say(`  ${target.name}: ${result.errors} errors in round ${round + 1}`);
-    measured.get(target.name)?.push({ rps: result.rate, usPerRequest: (used / result.units) * perUnit });
+    measured.get(target.name)?.push({ rps: result.rate, cpu: (used / result.units) * 1000 });
   }
 }
 
 const fixed = (n: number, digits = 0) => n.toFixed(digits);
 say(`\ntarget        ${rateName.padStart(8)} median   ${unitName}: median   min   per round`);
 for (const [name, rows] of measured) {
-  const us = rows.map((r) => r.usPerRequest);
+  const us = rows.map((r) => r.cpu);
   const digits = streams === undefined ? 0 : 1;
   say(`${name.padEnd(16)}${fixed(median(rows.map((r) => r.rps))).padStart(12)}${fixed(median(us), digits).padStart(25)}${fixed(Math.min(...us), digits).padStart(6)}   ${us.map((u) => fixed(u, digits)).join(' ')}`);
 }
@@ -164,7 +163,7 @@ const working = measured.get('working') ?? [];
 say(`\nCPU per ${streams === undefined ? 'request' : 'event'} against the working tree, median of the per-round ratios:`);
 for (const [name, rows] of measured) {
   if (name === 'working') continue;
-  const ratios = rows.map((r, i) => r.usPerRequest / (working[i]?.usPerRequest ?? Number.NaN));
+  const ratios = rows.map((r, i) => r.cpu / (working[i]?.cpu ?? Number.NaN));
   say(`  ${name.padEnd(14)} ${fixed(median(ratios), 3)}x  (rounds: ${ratios.map((r) => fixed(r, 2)).join(' ')})`);
 }
 
